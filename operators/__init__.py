@@ -1,0 +1,1 @@
+"""Linear forward operators (installed as ``scoremed.operators``). They know nothing about SDEs."""
