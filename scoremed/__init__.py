@@ -1,4 +1,22 @@
-"""scoremed: score-based generative priors for inverse problems in medical imaging."""
-from scoremed.errors import InputError
+"""scoremed: score-based generative priors for inverse problems in medical imaging.
 
-__all__ = ["InputError"]
+Public API (names are stable)::
+
+    prior = scoremed.load_prior("mri-brain")          # shipped name, checkpoint or run folder
+    x_hat = scoremed.solve(y, operator, prior=prior)  # reconstruction in the image domain
+    samples = scoremed.sample(prior, n=4)             # unconditional samples
+    bpd = scoremed.likelihood(x, prior)               # bits per dimension, per image
+"""
+from scoremed.analytic import gaussian_prior
+from scoremed.checkpoint import load_prior, save_prior
+from scoremed.errors import InputError
+from scoremed.likelihood import decode, encode, likelihood
+from scoremed.prior import ScorePrior
+from scoremed.sampling import SamplingResult, ode_sampler, pc_sampler, sample
+from scoremed.sde import SDE, VESDE, VPSDE, ReverseSDE, subVPSDE
+
+__all__ = [
+    "SDE", "VESDE", "VPSDE", "subVPSDE", "ReverseSDE", "ScorePrior", "InputError", "SamplingResult",
+    "sample", "pc_sampler", "ode_sampler", "likelihood", "encode", "decode", "load_prior", "save_prior",
+    "gaussian_prior",
+]

@@ -1,0 +1,1 @@
+"""Command-line front ends; the scripts in ``scripts/`` call ``main()`` of these modules."""

@@ -1,0 +1,129 @@
+"""Typed training configuration loaded from YAML; unknown or misspelt keys are errors."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scoremed.errors import InputError
+
+
+@dataclass
+class DataConfig:
+    """Where training images come from: a built-in data set name or files (``paths``)."""
+    dataset: str = "mri-brain"          # built-in data set when ``paths`` is empty
+    paths: list[str] = field(default_factory=list)
+    image_size: int = 64
+    channels: int = 1
+    num_workers: int = 0
+    slice_axis: int = 2                 # for volumes: axis along which 2D slices are taken
+    intensity: str = "percentile"       # "percentile" clipping to [0, 1] or "ct" (HU window)
+    ct_window: list[float] = field(default_factory=lambda: [-1000.0, 1000.0])
+
+
+@dataclass
+class SDEConfig:
+    kind: str = "vesde"
+    sigma_min: float = 0.01
+    sigma_max: float = 50.0
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+    N: int = 1000
+
+    def params(self) -> dict[str, Any]:
+        """Keyword arguments of the chosen SDE class."""
+        if self.kind == "vesde":
+            return {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max, "N": self.N}
+        return {"beta_min": self.beta_min, "beta_max": self.beta_max, "N": self.N}
+
+
+@dataclass
+class ModelConfig:
+    """Architecture dict handed to :func:`scoremed.network.build_score_network`."""
+    name: str = "monai-unet"
+    channels: list[int] = field(default_factory=lambda: [32, 64, 64])
+    attention_levels: list[bool] = field(default_factory=lambda: [False, False, True])
+    num_res_blocks: int = 1
+    num_head_channels: int = 32
+    norm_num_groups: int = 16
+    resblock_updown: bool = False
+    time_label: str = "999t"
+    output: str = "epsilon"
+    input_scaling: bool = True
+    sigma_data: float = 0.5
+
+
+@dataclass
+class TrainingConfig:
+    steps: int = 20000
+    batch_size: int = 8
+    lr: float = 2e-4
+    warmup: int = 500
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    likelihood_weighting: bool = False
+    eps: float = 1e-5
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 25
+    seed: int = 0
+
+
+@dataclass
+class Config:
+    name: str = "default"
+    data: DataConfig = field(default_factory=DataConfig)
+    sde: SDEConfig = field(default_factory=SDEConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    #: default solve settings per method, stored with the trained prior
+    solve: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def architecture(self) -> dict[str, Any]:
+        """The network's architecture dict (model fields plus input channels and dims)."""
+        arch = dataclasses.asdict(self.model)
+        arch.update(in_channels=self.data.channels, spatial_dims=2)
+        return arch
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, values: Any, where: str):
+    if not isinstance(values, dict):
+        raise InputError(f"{where or 'config'}: expected a mapping, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            hint = difflib.get_close_matches(key, fields, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise InputError(f"config: unknown key {where + '.' if where else ''}{key}{suggestion}; "
+                             f"known keys: {sorted(fields)}")
+        sub = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
+        if sub is not None and dataclasses.is_dataclass(sub):
+            kwargs[key] = _build(sub, value, f"{where}.{key}" if where else key)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    return _build(Config, values or {}, "")
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"config: file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"config: {path} is not valid YAML: {exc}") from None
+    return config_from_dict(values)
