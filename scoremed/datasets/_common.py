@@ -48,9 +48,10 @@ def rescale_unit(x: torch.Tensor, q: float = 0.995) -> torch.Tensor:
 
 
 class ItemDataset(Dataset):
-    """Map-style data set whose item ``i`` is ``self.sample(rng, i)`` with ``rng = item_rng(split, seed, i)``.
+    """Map-style data set whose item ``i`` is ``self.sample(self.rng(i), i)``.
 
-    Subclasses implement ``sample`` returning a float32 tensor (C, S, S) in [0, 1].
+    Subclasses implement ``sample`` returning a float32 tensor (C, S, S) in [0, 1]; ``rng``
+    defaults to ``item_rng(split, seed, i)``.
     """
 
     channels = 1
@@ -74,7 +75,10 @@ class ItemDataset(Dataset):
         index = int(index)
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for a data set of length {self.length}")
-        return self.sample(item_rng(self.split, self.seed, index), index)
+        return self.sample(self.rng(index), index)
+
+    def rng(self, index: int) -> np.random.Generator:
+        return item_rng(self.split, self.seed, index)
 
     def sample(self, rng: np.random.Generator, index: int) -> torch.Tensor:
         raise NotImplementedError
