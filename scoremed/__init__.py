@@ -14,9 +14,10 @@ from scoremed.likelihood import decode, encode, likelihood
 from scoremed.prior import ScorePrior
 from scoremed.sampling import SamplingResult, ode_sampler, pc_sampler, sample
 from scoremed.sde import SDE, VESDE, VPSDE, ReverseSDE, subVPSDE
+from scoremed.solve import sample_posterior, solve
 
 __all__ = [
     "SDE", "VESDE", "VPSDE", "subVPSDE", "ReverseSDE", "ScorePrior", "InputError", "SamplingResult",
     "sample", "pc_sampler", "ode_sampler", "likelihood", "encode", "decode", "load_prior", "save_prior",
-    "gaussian_prior",
+    "gaussian_prior", "solve", "sample_posterior",
 ]

@@ -1,0 +1,204 @@
+"""scoremed.solve / sample_posterior: conditional reverse-SDE reconstruction for any operator.
+
+One PC loop (:func:`scoremed.sampling.pc_sampler`) serves every task; the method only
+chooses the measurement step (``consistency``, ``projection``) or a guided score (``dps``).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from scoremed.errors import InputError
+from scoremed.measurement import ConsistencyStep, DPSScore, project
+from scoremed.predictors import CORRECTORS, PREDICTORS, pick
+from scoremed.prior import ScorePrior
+from scoremed.sampling import pc_sampler
+from scoremed.utils import make_generator
+
+log = logging.getLogger("scoremed")
+
+METHODS = ("consistency", "projection", "dps")
+#: shipped prior used when ``prior=None``, by operator kind
+DEFAULT_PRIORS = {"mri": "mri-brain", "mri-multicoil": "mri-brain", "ct": "ct-phantom", "colorize": "natural"}
+#: generic defaults; a shipped prior's own ``solve_defaults`` override them per method
+GENERIC_DEFAULTS: dict[str, dict[str, Any]] = {
+    "consistency": {"steps": 500, "snr": 0.16, "lam": 1.0, "predictor": "reverse_diffusion", "corrector": "langevin"},
+    "projection": {"steps": 500, "snr": 0.16, "lam": 1.0, "predictor": "reverse_diffusion", "corrector": "langevin"},
+    "dps": {"steps": 500, "snr": 0.0, "zeta": 1.0, "predictor": "reverse_diffusion", "corrector": "none"},
+}
+
+
+@dataclass
+class SolveSettings:
+    method: str
+    steps: int
+    snr: float
+    lam: float
+    zeta: float
+    predictor: str
+    corrector: str
+    n_corrector_steps: int = 1
+
+    @property
+    def evaluations(self) -> int:
+        """Score evaluations per reconstruction."""
+        corrector_evals = self.n_corrector_steps if self.corrector != "none" else 0
+        return self.steps * (1 + corrector_evals)
+
+
+def settings_for(prior: ScorePrior, method: str, **overrides: Any) -> SolveSettings:
+    """Generic defaults, then the prior's stored defaults, then explicit (non-None) overrides."""
+    if method not in METHODS:
+        raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")
+    values = {"lam": 1.0, "zeta": 1.0, **GENERIC_DEFAULTS[method], **prior.solve_defaults.get(method, {})}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = SolveSettings(method=method, **{k: values[k] for k in
+                                               ("steps", "snr", "lam", "zeta", "predictor", "corrector")},
+                             n_corrector_steps=int(values.get("n_corrector_steps", 1)))
+    if int(settings.steps) < 1:
+        raise InputError(f"steps: expected a positive integer, got {settings.steps}")
+    if not 0.0 <= float(settings.lam) <= 1.0:
+        raise InputError(f"lam: expected a value in [0, 1], got {settings.lam}")
+    if float(settings.snr) < 0:
+        raise InputError(f"snr: expected a non-negative value, got {settings.snr}")
+    return settings
+
+
+def default_prior(operator, y: torch.Tensor) -> ScorePrior:
+    """The shipped prior for the operator's kind (inpainting: by channel count); logs the choice."""
+    from scoremed.checkpoint import load_prior
+
+    kind = getattr(operator, "kind", "")
+    name = DEFAULT_PRIORS.get(kind)
+    if kind == "inpaint":
+        name = "natural" if y.shape[1] == 3 else "mri-brain"
+    if name is None:
+        raise InputError(f"prior: no shipped prior for operator kind {kind!r}; pass prior=scoremed.load_prior(...)")
+    log.info("solve: using the shipped prior '%s' for a %s operator", name, kind or type(operator).__name__)
+    return load_prior(name)
+
+
+def check_fit(prior: ScorePrior, operator, y: torch.Tensor) -> None:
+    """Raise InputError unless the prior's images are what the operator expects."""
+    probe = torch.zeros((1, *prior.image_shape), dtype=torch.float32)
+    try:
+        operator.check_image(probe, name="prior image")
+    except InputError as exc:
+        raise InputError(f"prior: '{prior.name}' works on images {prior.image_shape}, which does not fit the "
+                         f"operator ({exc}); use a prior trained at the operator's resolution and channels") from None
+    measured = operator(probe.to(y.device))
+    if tuple(measured.shape[1:]) != tuple(y.shape[1:]):
+        raise InputError(f"y: expected a measurement of shape (B, {', '.join(map(str, measured.shape[1:]))}) for "
+                         f"prior '{prior.name}' images {prior.image_shape}, got {tuple(y.shape)}")
+
+
+def _model_measurement(y: torch.Tensor, operator, prior: ScorePrior) -> torch.Tensor:
+    """y of data-space images -> y of model-space images (model = scale * x + shift, A linear)."""
+    if not prior.centered:
+        return y
+    ones = torch.ones((1, *prior.image_shape), device=y.device)
+    return prior.model_scale * y - operator(ones)
+
+
+def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | None = None,
+                     method: str = "consistency", steps: int | None = None, snr: float | None = None,
+                     lam: float | None = None, zeta: float | None = None, predictor: str | None = None,
+                     corrector: str | None = None, seed: int | None = None, device=None,
+                     progress: bool = True, batch_size: int | None = None) -> torch.Tensor:
+    """``n`` posterior samples given measurement ``y``; shape (n, B, *image_shape), data space.
+
+    Args:
+        y: measurement (B, ...) as ``operator.forward`` returns it.
+        operator: a scoremed operator (or any module with ``forward``/``adjoint``/``check_measurement``).
+        prior: a :class:`ScorePrior`; None -> the shipped default for the operator's kind.
+        method: "consistency" (Song et al. 2022, needs a decomposable operator or uses A^H),
+            "projection" (hard consistency with the clean measurement) or "dps".
+        steps, snr, lam, zeta, predictor, corrector: override the prior's stored defaults.
+        seed: seeds an explicit generator: same seed, same device -> same result.
+        batch_size: images per sampler call (default: all n * B at once).
+    """
+    if int(n) < 1:
+        raise InputError(f"n: expected a positive number of samples, got {n}")
+    check = getattr(operator, "check_measurement", None)
+    if check is None:
+        raise InputError(f"operator: expected a scoremed operator, got {type(operator).__name__}")
+    check(y, "y")
+    device = torch.device(device) if device is not None else (prior.device if prior is not None else y.device)
+    if prior is None:
+        prior = default_prior(operator, y)
+    prior.to(device)
+    operator = operator.to(device)
+    y = y.to(device)
+    check_fit(prior, operator, y)
+    settings = settings_for(prior, method, steps=steps, snr=snr, lam=lam, zeta=zeta,
+                            predictor=predictor, corrector=corrector)
+    y_model = _model_measurement(y, operator, prior)
+    generator = make_generator(seed, device)
+    sde = prior.sde.with_steps(int(settings.steps))
+    batch = y.shape[0]
+    y_all = y_model.repeat(n, *([1] * (y.ndim - 1)))
+    chunk = batch_size or y_all.shape[0]
+    outputs = []
+    for start in range(0, y_all.shape[0], chunk):
+        y_chunk = y_all[start:start + chunk]
+        outputs.append(_reconstruct(prior, sde, operator, y_chunk, settings, generator, device, progress))
+    samples = prior.from_model(torch.cat(outputs))
+    return samples.reshape(n, batch, *samples.shape[1:])
+
+
+def _reconstruct(prior, sde, operator, y, settings: SolveSettings, generator, device, progress) -> torch.Tensor:
+    """One conditional PC run for the batch y (model space); returns model-space images."""
+    shape = (y.shape[0], *prior.image_shape)
+    score_fn, step = prior.score, None
+    if settings.method == "dps":
+        score_fn = DPSScore(sde, prior.score, operator, y, zeta=float(settings.zeta))
+    else:
+        step = ConsistencyStep(sde, operator, y, lam=float(settings.lam), generator=generator,
+                               perturb=settings.method == "consistency")
+    divergence = _DivergenceWatch()
+    result = pc_sampler(sde, score_fn, shape, pick(PREDICTORS, settings.predictor, "predictor"),
+                        pick(CORRECTORS, settings.corrector, "corrector"), snr=float(settings.snr),
+                        n_corrector_steps=settings.n_corrector_steps, measurement_step=step,
+                        generator=generator, device=device, callback=divergence, progress=progress)
+    divergence.raise_if_diverged(settings)
+    x = result.samples
+    if settings.method != "dps":
+        x = project(x, y, operator)
+    return x
+
+
+class _DivergenceWatch:
+    """Records the first PC step whose iterate is non-finite, without synchronising per step."""
+
+    def __init__(self):
+        self.first_bad = None
+
+    def __call__(self, info: dict) -> None:
+        bad = ~torch.isfinite(info["x"]).all()
+        step = torch.as_tensor(info["step"], device=info["x"].device)
+        if self.first_bad is None:
+            self.first_bad = torch.full_like(step, -1)
+        self.first_bad = torch.where((self.first_bad < 0) & bad, step, self.first_bad)
+
+    def raise_if_diverged(self, settings: SolveSettings) -> None:
+        if self.first_bad is not None and int(self.first_bad) >= 0:
+            raise FloatingPointError(
+                f"sampling diverged: non-finite values at step {int(self.first_bad)} of {settings.steps} "
+                f"(method={settings.method}, snr={settings.snr}, lam={settings.lam}, zeta={settings.zeta}); "
+                "lower snr or zeta, or raise steps")
+
+
+def solve(y: torch.Tensor, operator, prior: ScorePrior | None = None, method: str = "consistency",
+          steps: int | None = None, snr: float | None = None, lam: float | None = None, n_samples: int = 1,
+          seed: int | None = None, device=None, progress: bool = True, **options: Any) -> torch.Tensor:
+    """Reconstruct images (B, *image_shape) from measurement ``y``: the posterior mean of
+    ``n_samples`` conditional samples (one sample when n_samples = 1).
+
+    See :func:`sample_posterior` for the arguments; ``options`` passes ``zeta``, ``predictor``,
+    ``corrector`` and ``batch_size`` through.
+    """
+    return sample_posterior(y, operator, n_samples, prior=prior, method=method, steps=steps, snr=snr, lam=lam,
+                            seed=seed, device=device, progress=progress, **options).mean(0)
