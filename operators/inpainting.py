@@ -1,0 +1,119 @@
+"""Inpainting: keep the known pixels of an image; mask helpers (1 = known pixel)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from scoremed.errors import InputError
+
+from .base import DecomposableOperator, Shape, check_binary_mask, check_tensor, describe, real_dtype
+
+
+class Inpainting(DecomposableOperator):
+    """y = mask * x on the full grid (zeros at unknown pixels); T = identity.
+
+    ``mask``: (H, W) or (C, H, W), 1/True = known pixel. Images are (B, C, H, W) real;
+    an (H, W) mask applies to every channel.
+    """
+
+    kind = "inpaint"
+
+    def __init__(self, mask: torch.Tensor):
+        super().__init__()
+        mask = check_binary_mask(mask, "mask")
+        if mask.ndim not in (2, 3):
+            raise InputError(f"mask: expected shape (H, W) or (C, H, W), got {describe(mask)}")
+        self.register_buffer("mask", mask)
+
+    @property
+    def image_shape(self) -> Shape:
+        return (None, *self.mask.shape) if self.mask.ndim == 2 else tuple(self.mask.shape)
+
+    @property
+    def measurement_shape(self) -> Shape:
+        return self.image_shape
+
+    def _masked(self, t: torch.Tensor) -> torch.Tensor:
+        return t * self.mask.to(real_dtype(t))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) image -> (B, C, H, W) measurement, zero at unknown pixels."""
+        return self._masked(self.check_image(x))
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self._masked(self._check_measurement_layout(y))
+
+    def pseudo_inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """The masked image (unknown pixels set to 0)."""
+        return self._masked(self.check_measurement(y))
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return self.check_image(x)
+
+    def inverse_transform(self, k: torch.Tensor) -> torch.Tensor:
+        return check_tensor(k, "k", self.image_shape, "real", "image")
+
+    def embed(self, y: torch.Tensor) -> torch.Tensor:
+        return self._masked(self._check_measurement_layout(y))
+
+
+def _check_shape(shape: object) -> tuple[int, ...]:
+    ok = isinstance(shape, (tuple, list, torch.Size)) and len(shape) in (2, 3) \
+        and all(isinstance(s, int) and s >= 1 for s in shape)
+    if not ok:
+        raise InputError(f"shape: expected (H, W) or (C, H, W) positive ints, got {shape!r}")
+    return tuple(shape)
+
+
+def box_mask(shape: tuple[int, ...], box_fraction: float = 0.25) -> torch.Tensor:
+    """Float32 mask of ``shape`` ((H, W) or (C, H, W)) with a centred unknown box.
+
+    ``box_fraction`` is the fraction of the image area that is unknown; the box has the
+    image's aspect ratio (0.25 -> a box of half the height and half the width).
+    """
+    shape = _check_shape(shape)
+    if not (isinstance(box_fraction, (int, float)) and 0 < box_fraction < 1):
+        raise InputError(f"box_fraction: expected a number in (0, 1), got {box_fraction!r}")
+    h, w = shape[-2:]
+    side = math.sqrt(box_fraction)
+    bh, bw = max(1, round(h * side)), max(1, round(w * side))
+    top, left = (h - bh) // 2, (w - bw) // 2
+    mask = torch.ones(shape)
+    mask[..., top:top + bh, left:left + bw] = 0
+    return mask
+
+
+def random_pixel_mask(shape: tuple[int, ...], missing_fraction: float = 0.7,
+                      seed: int | None = None) -> torch.Tensor:
+    """Float32 mask of ``shape`` with exactly round(missing_fraction * H * W) unknown pixels.
+
+    The same pixels are unknown in every channel; ``seed`` makes the mask reproducible.
+    """
+    shape = _check_shape(shape)
+    if not (isinstance(missing_fraction, (int, float)) and 0 <= missing_fraction <= 1):
+        raise InputError(f"missing_fraction: expected a number in [0, 1], got {missing_fraction!r}")
+    h, w = shape[-2:]
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    missing = torch.randperm(h * w, generator=gen)[: round(missing_fraction * h * w)]
+    plane = torch.ones(h * w)
+    plane[missing] = 0
+    return plane.reshape(h, w).expand(shape).clone()
+
+
+def half_mask(shape: tuple[int, ...], side: str = "right") -> torch.Tensor:
+    """Float32 mask of ``shape`` whose ``side`` half ("left", "right", "top", "bottom") is unknown."""
+    shape = _check_shape(shape)
+    h, w = shape[-2:]
+    mask = torch.ones(shape)
+    if side == "right":
+        mask[..., :, w // 2:] = 0
+    elif side == "left":
+        mask[..., :, : w - w // 2] = 0
+    elif side == "bottom":
+        mask[..., h // 2:, :] = 0
+    elif side == "top":
+        mask[..., : h - h // 2, :] = 0
+    else:
+        raise InputError(f"side: expected 'left', 'right', 'top' or 'bottom', got {side!r}")
+    return mask
