@@ -1,0 +1,46 @@
+"""Shared fixtures: correlated Gaussian data with closed-form answers and a tiny trained prior."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import scoremed
+from scoremed.config import load_config
+from scoremed.training import Trainer
+from scoremed.training_data import training_dataset
+from scoremed.cli.common import CONFIG_DIR
+
+
+def smooth_gaussian(h: int = 8, length: float = 2.0, var: float = 0.05, mean: float = 0.5):
+    """Mean (D,) and squared-exponential covariance (D, D) over an h x h image, float64."""
+    g = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(h), indexing="ij"), -1).reshape(-1, 2).double()
+    cov = var * torch.exp(-((g[:, None] - g[None]) ** 2).sum(-1) / (2 * length ** 2))
+    cov = cov + 1e-3 * torch.eye(h * h, dtype=torch.float64)
+    return torch.full((h * h,), mean, dtype=torch.float64), cov
+
+
+def random_gaussian(d: int = 4, seed: int = 0, mean_scale: float = 1.0):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(d, d, generator=g, dtype=torch.float64)
+    cov = a @ a.T / d + 0.1 * torch.eye(d, dtype=torch.float64)
+    return mean_scale * torch.randn(d, generator=g, dtype=torch.float64), cov
+
+
+def bits_per_dim(logp: torch.Tensor, d: int) -> torch.Tensor:
+    return -logp / (d * math.log(2))
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """A run folder of the smoke config trained for 60 steps (a few seconds)."""
+    out = tmp_path_factory.mktemp("smoke_run")
+    config = load_config(CONFIG_DIR / "smoke.yaml")
+    Trainer(config, training_dataset(config), out, device="cpu", progress=False).train(60)
+    return out
+
+
+@pytest.fixture(scope="session")
+def smoke_prior(smoke_run):
+    return scoremed.load_prior(smoke_run)
