@@ -32,6 +32,17 @@ def csr_parts(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, n_rows
     return crow, cols[order].to(index_dtype), vals[order].to(dtype)
 
 
+_BLOCK = 2 ** 20  # entries computed per block of views (bounds memory, keeps ops few and large)
+
+
+def _view_blocks(angles: torch.Tensor, per_view: int):
+    """Yield (index of the first view, float64 angles) for consecutive blocks of views."""
+    angles = angles.to(torch.float64)
+    size = max(1, _BLOCK // per_view)
+    for start in range(0, len(angles), size):
+        yield start, angles[start:start + size]
+
+
 def projection_entries(n: int, angles: torch.Tensor, n_det: int) -> Entries:
     """COO entries of the Radon matrix (n_views * n_det, n * n), float64 (Joseph's method).
 
@@ -40,24 +51,24 @@ def projection_entries(n: int, angles: torch.Tensor, n_det: int) -> Entries:
     step length 1/|cos θ| (1/|sin θ|) as weight, so entries are line integrals in pixel units.
     """
     c, disc = n // 2, _disc(n)
-    s = torch.arange(n_det, dtype=torch.float64)[:, None] - n_det // 2
-    major = torch.arange(n).expand(n_det, n)
-    ray0 = torch.arange(n_det)[:, None].expand(n_det, n)
+    s = torch.arange(n_det, dtype=torch.float64)[:, None] - n_det // 2  # (D, 1)
+    major = torch.arange(n)  # index along the sampled axis (row or column)
     rows, cols, vals = [], [], []
-    for v, theta in enumerate(angles.to(torch.float64).tolist()):
-        cos, sin = math.cos(theta), math.sin(theta)
-        if abs(cos) >= abs(sin):  # one sample per row: column position
-            pos, step, by_row = c + s / cos + (major - c) * (sin / cos), 1 / abs(cos), True
-        else:  # one sample per column: row position
-            pos, step, by_row = c - s / sin + (major - c) * (cos / sin), 1 / abs(sin), False
+    for start, theta in _view_blocks(angles, n_det * n):
+        cos, sin = torch.cos(theta)[:, None, None], torch.sin(theta)[:, None, None]  # (V, 1, 1)
+        by_row = cos.abs() >= sin.abs()
+        lead, other = torch.where(by_row, cos, sin), torch.where(by_row, sin, cos)
+        # position along the other axis: c + s/cos + (r - c) tan θ, or c - s/sin + (q - c) cot θ
+        pos = c + torch.where(by_row, 1.0, -1.0) * s / lead + (major - c) * (other / lead)  # (V, D, n)
         lo = torch.floor(pos)
         frac = pos - lo
+        ray = (start + torch.arange(len(theta)))[:, None, None] * n_det + torch.arange(n_det)[:, None]
         for minor, weight in ((lo.long(), 1 - frac), (lo.long() + 1, frac)):
-            pixel = major * n + minor if by_row else minor * n + major
+            pixel = torch.where(by_row, major * n + minor, minor * n + major)
             keep = (minor >= 0) & (minor < n) & (weight > 0) & disc[pixel.clamp(0, n * n - 1)]
-            rows.append(ray0[keep] + v * n_det)
+            rows.append(ray.expand_as(pixel)[keep])
             cols.append(pixel[keep])
-            vals.append(weight[keep] * step)
+            vals.append((weight / lead.abs())[keep])
     return torch.cat(rows), torch.cat(cols), torch.cat(vals)
 
 
@@ -71,14 +82,15 @@ def backprojection_entries(n: int, angles: torch.Tensor, n_det: int) -> Entries:
     pixel = torch.nonzero(disc).flatten()
     row, col = (pixel // n - c).double(), (pixel % n - c).double()
     rows, cols, vals = [], [], []
-    for v, theta in enumerate(angles.to(torch.float64).tolist()):
-        u = col * math.cos(theta) - row * math.sin(theta) + n_det // 2
+    for start, theta in _view_blocks(angles, len(pixel)):
+        u = col * torch.cos(theta)[:, None] - row * torch.sin(theta)[:, None] + n_det // 2  # (V, P)
         lo = torch.floor(u)
         frac = u - lo
+        first_ray = (start + torch.arange(len(theta)))[:, None] * n_det
         for det, weight in ((lo.long(), 1 - frac), (lo.long() + 1, frac)):
             keep = (det >= 0) & (det < n_det) & (weight > 0)
-            rows.append(pixel[keep])
-            cols.append(det[keep] + v * n_det)
+            rows.append(pixel.expand_as(det)[keep])
+            cols.append((det + first_ray)[keep])
             vals.append(weight[keep])
     return torch.cat(rows), torch.cat(cols), torch.cat(vals)
 
