@@ -1,0 +1,5 @@
+"""NCSN++ / DDPM++ backbone in pure torch, compatible with score_sde_pytorch checkpoints."""
+from scoremed.ncsnpp.config import NCSNppConfig
+from scoremed.ncsnpp.model import NCSNpp, build_ncsnpp
+
+__all__ = ["NCSNpp", "NCSNppConfig", "build_ncsnpp"]
