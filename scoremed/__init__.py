@@ -12,6 +12,7 @@ from scoremed.checkpoint import load_prior, save_prior
 from scoremed.errors import InputError
 from scoremed.likelihood import decode, encode, likelihood
 from scoremed.prior import ScorePrior
+from scoremed.published import convert_checkpoint, import_checkpoint
 from scoremed.sampling import SamplingResult, ode_sampler, pc_sampler, sample
 from scoremed.sde import SDE, VESDE, VPSDE, ReverseSDE, subVPSDE
 from scoremed.solve import sample_posterior, solve
@@ -20,4 +21,5 @@ __all__ = [
     "SDE", "VESDE", "VPSDE", "subVPSDE", "ReverseSDE", "ScorePrior", "InputError", "SamplingResult",
     "sample", "pc_sampler", "ode_sampler", "likelihood", "encode", "decode", "load_prior", "save_prior",
     "gaussian_prior", "solve", "sample_posterior",
+    "import_checkpoint", "convert_checkpoint",
 ]

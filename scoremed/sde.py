@@ -226,6 +226,9 @@ class VPSDE(_LinearBetaSDE):
         return torch.sqrt(-torch.expm1(2 * self.log_mean_coeff(t)))
 
     def discrete_betas(self, device) -> torch.Tensor:
+        if self.N <= self.beta_max:
+            raise InputError(f"steps: the DDPM discretisation of a VP SDE needs more than beta_max = {self.beta_max:g} "
+                             f"steps (1 - beta_i must stay positive), got {self.N}")
         return self._per_device("betas", lambda: torch.linspace(
             self.beta_min / self.N, self.beta_max / self.N, self.N), device)
 

@@ -13,6 +13,10 @@ from scoremed.training_data import training_dataset
 from scoremed.cli.common import CONFIG_DIR
 
 
+# Small tensors dominate the tests; one thread avoids oversubscription on shared CI cores.
+torch.set_num_threads(1)
+
+
 def smooth_gaussian(h: int = 8, length: float = 2.0, var: float = 0.05, mean: float = 0.5):
     """Mean (D,) and squared-exponential covariance (D, D) over an h x h image, float64."""
     g = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(h), indexing="ij"), -1).reshape(-1, 2).double()
