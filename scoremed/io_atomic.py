@@ -9,15 +9,19 @@ from typing import Callable, Iterator
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success fsync it and rename it onto ``path``.
+
+    The temporary name ends with ``suffix`` (default: the target's own suffixes), so writers
+    that infer the format from the extension (nibabel, imageio) work.
 
     On any exception the temporary file is removed and ``path`` is left untouched, so a
     reader never sees a partial file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    suffix = "".join(path.suffixes) if suffix is None else suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.tmp", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -34,9 +38,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], suffix: str | None = None) -> Path:
     """Call ``write(tmp_path)`` and atomically move the result to ``path``."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, suffix) as tmp:
         write(tmp)
     return Path(path)
 
