@@ -1,0 +1,7 @@
+#!/usr/bin/env python
+"""Thin front end of scoremed.cli.likelihood."""
+from scoremed.cli.common import run_cli
+from scoremed.cli.likelihood import main
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
