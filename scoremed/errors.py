@@ -17,6 +17,12 @@
 
 Anything else escaping a public function is a bug.
 """
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
 
 
 class InputError(ValueError):
@@ -33,3 +39,55 @@ class SamplingDiverged(FloatingPointError):
     def __init__(self, message: str, step: int | None = None):
         super().__init__(message)
         self.step = step
+
+
+# --- argument checks shared by the public entry points ----------------------------------
+def _bounds(low, high) -> str:
+    if high is None:
+        return f">= {low}"
+    return f"<= {high}" if low is None else f"in [{low}, {high}]"
+
+
+def check_int(value: object, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as an int (bools and non-integral numbers are refused), within the bounds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputError(f"{name}: expected an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise InputError(f"{name}: expected an integer {_bounds(minimum, maximum)}, got {value}")
+    return value
+
+
+def check_number(value: object, name: str, low: float | None = None, high: float | None = None) -> float:
+    """``value`` as a finite float within [low, high] (bools, strings and NaN/Inf are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise InputError(f"{name}: expected a finite number, got {value!r}")
+    value = float(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise InputError(f"{name}: expected a value {_bounds(low, high)}, got {value}")
+    return value
+
+
+def check_device(device: object, name: str = "device"):
+    """None, or a ``torch.device`` that exists on this machine (cpu, cuda[:N], mps)."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"{name}: expected a torch device such as 'cpu', 'cuda' or 'cuda:0', got {device!r}") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (dev.index is not None and dev.index >= count):
+            raise InputError(f"{name}: {dev} requested but this machine has {count} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise InputError(f"{name}: mps requested but MPS is not available on this machine")
+    elif dev.type != "cpu":
+        raise InputError(f"{name}: expected cpu, cuda or mps, got {dev.type!r}")
+    return dev
+
+
+def check_seed(seed: object, name: str = "seed") -> int | None:
+    """None or an integer usable by ``torch.Generator.manual_seed``."""
+    return None if seed is None else check_int(seed, name, 0, 2 ** 64 - 1)
