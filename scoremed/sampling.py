@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from scoremed.errors import InputError
+from scoremed.errors import InputError, SamplingDiverged, check_device, check_int, check_number, check_seed
 from scoremed.predictors import CORRECTORS, PREDICTORS, Corrector, Predictor, pick
 from scoremed.prior import ScorePrior
 from scoremed.sde import SDE, ScoreFn
@@ -78,6 +78,42 @@ def pc_sampler(sde: SDE, score_fn: ScoreFn, shape: tuple[int, ...], predictor: t
     return SamplingResult(x_mean if denoise else x, counting.calls)
 
 
+class DivergenceWatch:
+    """A PC-loop callback that records the first step whose iterate is non-finite.
+
+    It keeps the step on the device (no host synchronisation per step); call
+    :meth:`raise_if_diverged` once after the loop.
+    """
+
+    def __init__(self, then: Callback | None = None):
+        self.first_bad, self.then = None, then
+
+    def __call__(self, info: dict) -> None:
+        bad = ~torch.isfinite(info["x"]).all()
+        step = torch.as_tensor(info["step"], device=info["x"].device)
+        if self.first_bad is None:
+            self.first_bad = torch.full_like(step, -1)
+        self.first_bad = torch.where((self.first_bad < 0) & bad, step, self.first_bad)
+        if self.then is not None:
+            self.then(info)
+
+    def raise_if_diverged(self, total: int, hint: str = "") -> None:
+        """Raise :class:`SamplingDiverged` naming the first bad step of ``total``."""
+        if self.first_bad is not None and int(self.first_bad) >= 0:
+            step = int(self.first_bad)
+            raise SamplingDiverged(f"sampling diverged: non-finite values at step {step} of {total}"
+                                   + (f" ({hint})" if hint else ""), step=step)
+
+
+def check_prior(prior: object, name: str = "prior") -> ScorePrior:
+    """Raise InputError unless ``prior`` is a :class:`ScorePrior`."""
+    if not isinstance(prior, ScorePrior):
+        path_like = isinstance(prior, (str, bytes)) or hasattr(prior, "__fspath__")
+        hint = "; load one with scoremed.load_prior(...)" if path_like else ""
+        raise InputError(f"{name}: expected a scoremed.ScorePrior, got {type(prior).__name__}{hint}")
+    return prior
+
+
 def ode_drift(sde: SDE, score_fn: ScoreFn) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """f(t, x) of the probability-flow ODE in torchdiffeq's argument order (t a scalar tensor)."""
     rsde = sde.reverse(score_fn, probability_flow=True)
@@ -108,8 +144,22 @@ def ode_sampler(sde: SDE, score_fn: ScoreFn, shape: tuple[int, ...], *, rtol: fl
     eps = sde.default_eps if eps is None else eps
     x = sde.prior_sampling(shape, generator, device) if x_init is None else x_init
     times = torch.tensor([sde.T, eps], device=x.device, dtype=torch.float64)
-    x = odeint(ode_drift(sde, counting), x, times, rtol=rtol, atol=atol, method=method,
-               options=adaptive_options(method, times))[-1]
+    drift = ode_drift(sde, counting)
+
+    def guarded(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        # adaptive solvers synchronise on every step anyway; stop at the first non-finite drift
+        out = drift(t, x)
+        if not bool(torch.isfinite(out).all()):
+            raise SamplingDiverged(f"sampling diverged: the probability-flow ODE drift is non-finite at "
+                                   f"t={float(t):.4g} (score evaluation {counting.calls})", step=counting.calls)
+        return out
+
+    try:
+        x = odeint(guarded, x, times, rtol=rtol, atol=atol, method=method,
+                   options=adaptive_options(method, times))[-1]
+    except AssertionError as exc:  # torchdiffeq's step-size control gives up ("underflow in dt")
+        raise SamplingDiverged(f"sampling diverged: the ODE solver's step size collapsed ({exc}) after "
+                               f"{counting.calls} score evaluations", step=counting.calls) from None
     if denoise:
         pred = PREDICTORS["reverse_diffusion"](sde, counting, False, generator)
         x = pred.update(x, torch.full((x.shape[0],), eps, device=x.device, dtype=x.dtype))[1]
@@ -127,26 +177,36 @@ def sample(prior: ScorePrior, n: int = 1, method: str = "pc", steps: int | None 
     (adaptive probability-flow ODE). ``callback`` receives a dict per PC step and, once
     per batch, {"nfe": ...} with the number of score evaluations.
     """
-    if int(n) < 1:
-        raise InputError(f"n: expected a positive number of samples, got {n}")
+    check_prior(prior)
+    n = check_int(n, "n", 1)
     if method not in ("pc", "ode"):
         raise InputError(f"method: expected 'pc' or 'ode', got {method!r}")
-    device = torch.device(device) if device is not None else prior.device
+    steps = None if steps is None else check_int(steps, "steps", 1)
+    batch_size = n if batch_size is None else check_int(batch_size, "batch_size", 1)
+    snr = check_number(snr, "snr", 0.0)
+    n_corrector_steps = check_int(n_corrector_steps, "n_corrector_steps", 0)
+    rtol, atol = check_number(rtol, "rtol", 0.0), check_number(atol, "atol", 0.0)
+    seed = check_seed(seed)
+    device = check_device(device) or prior.device
     prior.to(device)
     sde = prior.sde if steps is None else prior.sde.with_steps(steps)
     generator = make_generator(seed, device)
-    batch_size = batch_size or n
     out = []
     for start in range(0, n, batch_size):
         shape = (min(batch_size, n - start), *prior.image_shape)
         if method == "pc":
+            watch = DivergenceWatch(then=callback)
             result = pc_sampler(sde, prior.score, shape, pick(PREDICTORS, predictor, "predictor"),
                                 pick(CORRECTORS, corrector, "corrector"), snr=snr,
                                 n_corrector_steps=n_corrector_steps, denoise=denoise, generator=generator,
-                                device=device, callback=callback, progress=progress)
+                                device=device, callback=watch, progress=progress)
+            watch.raise_if_diverged(sde.N, f"predictor={predictor}, corrector={corrector}, snr={snr}")
         else:
             result = ode_sampler(sde, prior.score, shape, rtol=rtol, atol=atol, denoise=denoise,
                                  generator=generator, device=device)
+        if not bool(torch.isfinite(result.samples).all()):
+            raise SamplingDiverged(f"sampling diverged: the {method} sampler returned non-finite values "
+                                   f"after {result.nfe} score evaluations")
         if callback is not None:
             callback({"nfe": result.nfe})
         out.append(prior.from_model(result.samples))
