@@ -2,7 +2,8 @@
 
 Operators are ``torch.nn.Module`` s with batch-first tensors. Masks, angles and matrices
 are buffers, so ``.to(device)`` / ``.to(dtype)`` move them. ``forward`` / ``adjoint`` only
-check shapes and dtypes (no host synchronisation); ``check_measurement`` and
+check shapes, dtypes and devices (no host synchronisation: they run inside sampling loops,
+whose divergence watch catches NaN/Inf instead); ``check_measurement`` and
 ``pseudo_inverse`` also reject non-finite values.
 """
 from __future__ import annotations
@@ -39,6 +40,8 @@ def check_tensor(t: object, name: str, shape: Shape, domain: str, what: str) -> 
     shape_ok = t.ndim == len(shape) + 1 and all(e is None or e == s for e, s in zip(shape, t.shape[1:]))
     if not (dtype_ok and shape_ok):
         raise InputError(f"{name}: expected {expected}, got {describe(t)}")
+    if t.device.type == "meta":
+        raise InputError(f"{name}: expected a tensor with data (cpu or cuda), got a meta tensor")
     return t
 
 
@@ -53,6 +56,8 @@ def check_binary_mask(mask: object, name: str = "mask") -> torch.Tensor:
     """A bool or 0/1 tensor as a float32 tensor; InputError otherwise."""
     if not isinstance(mask, torch.Tensor):
         raise InputError(f"{name}: expected a torch.Tensor of 0/1 values, got {type(mask).__name__}")
+    if mask.numel() == 0 or mask.device.type == "meta":
+        raise InputError(f"{name}: expected a non-empty tensor of 0/1 values, got {describe(mask)} on {mask.device}")
     if mask.is_complex() or not bool(((mask == 0) | (mask == 1)).all()):
         raise InputError(f"{name}: expected only 0/1 (or bool) values, got {describe(mask)} "
                          f"with values outside {{0, 1}}")
@@ -97,9 +102,9 @@ class LinearOperator(nn.Module):
         raise NotImplementedError
 
     def check_image(self, x: object, name: str = "x") -> torch.Tensor:
-        """Raise InputError unless ``x`` has the image shape and a valid dtype."""
+        """Raise InputError unless ``x`` has the image shape, a valid dtype and the operator's device."""
         domain = "real or complex" if self.complex_images else "real"
-        return check_tensor(x, name, self.image_shape, domain, "image")
+        return self._check_device(check_tensor(x, name, self.image_shape, domain, "image"), name)
 
     def check_measurement(self, y: object, name: str = "y") -> torch.Tensor:
         """Raise InputError unless ``y`` has the measurement shape, dtype and finite values."""
@@ -109,7 +114,14 @@ class LinearOperator(nn.Module):
 
     def _check_measurement_layout(self, y: object, name: str = "y") -> torch.Tensor:
         domain = "complex" if self.complex_measurement else "real"
-        return check_tensor(y, name, self.measurement_shape, domain, self.measurement_name)
+        return self._check_device(check_tensor(y, name, self.measurement_shape, domain, self.measurement_name), name)
+
+    def _check_device(self, t: torch.Tensor, name: str) -> torch.Tensor:
+        buffer = next(self.buffers(), None)
+        if buffer is not None and buffer.device != t.device:
+            raise InputError(f"{name}: expected a tensor on the operator's device {buffer.device}, got one on "
+                             f"{t.device}; move one of them with .to(device)")
+        return t
 
     def _image_output(self, x: torch.Tensor) -> torch.Tensor:
         """Drop the imaginary part unless the operator works with complex images."""
