@@ -11,11 +11,11 @@ from typing import Any
 
 import torch
 
-from scoremed.errors import InputError
+from scoremed.errors import InputError, check_device, check_int, check_number, check_seed
 from scoremed.measurement import ConsistencyStep, DPSScore, project
 from scoremed.predictors import CORRECTORS, PREDICTORS, pick
 from scoremed.prior import ScorePrior
-from scoremed.sampling import pc_sampler
+from scoremed.sampling import DivergenceWatch, check_prior, pc_sampler
 from scoremed.utils import make_generator
 
 log = logging.getLogger("scoremed")
@@ -50,21 +50,32 @@ class SolveSettings:
 
 
 def settings_for(prior: ScorePrior, method: str, **overrides: Any) -> SolveSettings:
-    """Generic defaults, then the prior's stored defaults, then explicit (non-None) overrides."""
-    if method not in METHODS:
+    """Generic defaults, then the prior's stored defaults, then explicit (non-None) overrides.
+
+    Every value is checked (type and range) whatever its source; an invalid stored default
+    is reported as coming from the prior.
+    """
+    if not isinstance(method, str) or method not in METHODS:
         raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")
-    values = {"lam": 1.0, "zeta": 1.0, **GENERIC_DEFAULTS[method], **prior.solve_defaults.get(method, {})}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    settings = SolveSettings(method=method, **{k: values[k] for k in
-                                               ("steps", "snr", "lam", "zeta", "predictor", "corrector")},
-                             n_corrector_steps=int(values.get("n_corrector_steps", 1)))
-    if int(settings.steps) < 1:
-        raise InputError(f"steps: expected a positive integer, got {settings.steps}")
-    if not 0.0 <= float(settings.lam) <= 1.0:
-        raise InputError(f"lam: expected a value in [0, 1], got {settings.lam}")
-    if float(settings.snr) < 0:
-        raise InputError(f"snr: expected a non-negative value, got {settings.snr}")
-    return settings
+    stored = prior.solve_defaults.get(method, {}) if isinstance(prior.solve_defaults, dict) else None
+    if not isinstance(stored, dict):
+        raise InputError(f"prior: '{prior.name}' has solve_defaults that are not a mapping of method -> settings "
+                         f"({prior.solve_defaults!r})")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values = {"lam": 1.0, "zeta": 1.0, "n_corrector_steps": 1, **GENERIC_DEFAULTS[method], **stored, **given}
+
+    def name(key: str) -> str:
+        return key if key in given else f"{key} (stored in the solve_defaults of prior '{prior.name}')"
+
+    for key in ("predictor", "corrector"):
+        if not isinstance(values[key], str):
+            raise InputError(f"{name(key)}: expected a name, got {values[key]!r}")
+    return SolveSettings(method=method, steps=check_int(values["steps"], name("steps"), 1),
+                         snr=check_number(values["snr"], name("snr"), 0.0),
+                         lam=check_number(values["lam"], name("lam"), 0.0, 1.0),
+                         zeta=check_number(values["zeta"], name("zeta"), 0.0),
+                         predictor=values["predictor"], corrector=values["corrector"],
+                         n_corrector_steps=check_int(values["n_corrector_steps"], name("n_corrector_steps"), 0))
 
 
 def default_prior(operator, y: torch.Tensor) -> ScorePrior:
@@ -83,16 +94,58 @@ def default_prior(operator, y: torch.Tensor) -> ScorePrior:
 
 def check_fit(prior: ScorePrior, operator, y: torch.Tensor) -> None:
     """Raise InputError unless the prior's images are what the operator expects."""
-    probe = torch.zeros((1, *prior.image_shape), dtype=torch.float32)
+    probe = torch.zeros((1, *prior.image_shape), dtype=torch.float32, device=y.device)
     try:
         operator.check_image(probe, name="prior image")
     except InputError as exc:
         raise InputError(f"prior: '{prior.name}' works on images {prior.image_shape}, which does not fit the "
                          f"operator ({exc}); use a prior trained at the operator's resolution and channels") from None
-    measured = operator(probe.to(y.device))
+    measured = operator(probe)
     if tuple(measured.shape[1:]) != tuple(y.shape[1:]):
         raise InputError(f"y: expected a measurement of shape (B, {', '.join(map(str, measured.shape[1:]))}) for "
                          f"prior '{prior.name}' images {prior.image_shape}, got {tuple(y.shape)}")
+
+
+#: a measurement whose norm exceeds this many times the largest norm of images in [0, 1] is refused
+SCALE_SLACK = 2.0
+
+
+def operator_norm(operator, image_shape: tuple[int, ...], device, iterations: int = 20) -> float:
+    """||A||_2 on real images by power iteration on A^H A (from below; exact for A A^H = I)."""
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn((1, *image_shape), generator=g).to(device)
+    sq = torch.zeros((), device=device)
+    for _ in range(iterations):
+        w = operator.adjoint(operator(v))
+        w = w.real if w.is_complex() else w
+        sq = torch.linalg.vector_norm(w)
+        if float(sq) == 0.0:
+            return 0.0
+        v = w / sq
+    return float(sq) ** 0.5
+
+
+def check_scale(prior: ScorePrior, operator, y: torch.Tensor) -> None:
+    """For priors whose data live in [0, 1], refuse measurements far larger than A x can be.
+
+    ||A x|| <= ||A|| ||x|| <= ||A|| sqrt(D) for images x in [0, 1]^D; y above SCALE_SLACK times
+    that bound was not measured from such images (wrong units, unscaled k-space, HU values) and
+    would give a confident but wrong reconstruction. Priors without that convention (custom
+    score functions) are not checked.
+    """
+    if not str(prior.metadata.get("intensity", "")).startswith("data in [0, 1]"):
+        return
+    try:
+        norm = operator_norm(operator, prior.image_shape, y.device)
+    except NotImplementedError:
+        return
+    bound = norm * float(torch.Size(prior.image_shape).numel()) ** 0.5
+    norms = torch.linalg.vector_norm(y.reshape(y.shape[0], -1), dim=1)
+    worst = int(norms.argmax())
+    if float(norms[worst]) > SCALE_SLACK * bound:
+        raise InputError(f"y: measurement {worst} has norm {float(norms[worst]):.4g}, but images with intensities in "
+                         f"[0, 1] (the convention of prior '{prior.name}') give at most {bound:.4g} with this "
+                         "operator; rescale the measurement to the prior's intensity range")
 
 
 def _model_measurement(y: torch.Tensor, operator, prior: ScorePrior) -> torch.Tensor:
@@ -120,19 +173,25 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
         seed: seeds an explicit generator: same seed, same device -> same result.
         batch_size: images per sampler call (default: all n * B at once).
     """
-    if int(n) < 1:
-        raise InputError(f"n: expected a positive number of samples, got {n}")
+    n = check_int(n, "n", 1)
+    batch_size = None if batch_size is None else check_int(batch_size, "batch_size", 1)
+    seed = check_seed(seed)
+    if prior is not None:
+        check_prior(prior)
     check = getattr(operator, "check_measurement", None)
-    if check is None:
+    if not (callable(check) and callable(getattr(operator, "adjoint", None)) and callable(getattr(operator, "to", None))):
         raise InputError(f"operator: expected a scoremed operator, got {type(operator).__name__}")
     check(y, "y")
-    device = torch.device(device) if device is not None else (prior.device if prior is not None else y.device)
+    if y.shape[0] == 0:
+        raise InputError(f"y: expected at least one measurement in the batch, got shape {tuple(y.shape)}")
+    device = check_device(device) or (prior.device if prior is not None else y.device)
     if prior is None:
         prior = default_prior(operator, y)
     prior.to(device)
     operator = operator.to(device)
     y = y.to(device)
     check_fit(prior, operator, y)
+    check_scale(prior, operator, y)
     settings = settings_for(prior, method, steps=steps, snr=snr, lam=lam, zeta=zeta,
                             predictor=predictor, corrector=corrector)
     y_model = _model_measurement(y, operator, prior)
@@ -158,37 +217,20 @@ def _reconstruct(prior, sde, operator, y, settings: SolveSettings, generator, de
     else:
         step = ConsistencyStep(sde, operator, y, lam=float(settings.lam), generator=generator,
                                perturb=settings.method == "consistency")
-    divergence = _DivergenceWatch()
+    divergence = DivergenceWatch()
     result = pc_sampler(sde, score_fn, shape, pick(PREDICTORS, settings.predictor, "predictor"),
                         pick(CORRECTORS, settings.corrector, "corrector"), snr=float(settings.snr),
                         n_corrector_steps=settings.n_corrector_steps, measurement_step=step,
                         generator=generator, device=device, callback=divergence, progress=progress)
-    divergence.raise_if_diverged(settings)
+    divergence.raise_if_diverged(settings.steps, f"method={settings.method}, snr={settings.snr}, lam={settings.lam}, "
+                                 f"zeta={settings.zeta}; lower snr or zeta, or raise steps")
     x = result.samples
     if settings.method != "dps":
         x = project(x, y, operator)
     return x
 
 
-class _DivergenceWatch:
-    """Records the first PC step whose iterate is non-finite, without synchronising per step."""
-
-    def __init__(self):
-        self.first_bad = None
-
-    def __call__(self, info: dict) -> None:
-        bad = ~torch.isfinite(info["x"]).all()
-        step = torch.as_tensor(info["step"], device=info["x"].device)
-        if self.first_bad is None:
-            self.first_bad = torch.full_like(step, -1)
-        self.first_bad = torch.where((self.first_bad < 0) & bad, step, self.first_bad)
-
-    def raise_if_diverged(self, settings: SolveSettings) -> None:
-        if self.first_bad is not None and int(self.first_bad) >= 0:
-            raise FloatingPointError(
-                f"sampling diverged: non-finite values at step {int(self.first_bad)} of {settings.steps} "
-                f"(method={settings.method}, snr={settings.snr}, lam={settings.lam}, zeta={settings.zeta}); "
-                "lower snr or zeta, or raise steps")
+SOLVE_OPTIONS = {"zeta", "predictor", "corrector", "batch_size"}
 
 
 def solve(y: torch.Tensor, operator, prior: ScorePrior | None = None, method: str = "consistency",
@@ -199,6 +241,15 @@ def solve(y: torch.Tensor, operator, prior: ScorePrior | None = None, method: st
 
     See :func:`sample_posterior` for the arguments; ``options`` passes ``zeta``, ``predictor``,
     ``corrector`` and ``batch_size`` through.
+
+    Raises:
+        InputError: any invalid argument (measurement shape, dtype, device, NaN/Inf, a
+            measurement too large for the prior's intensity range, a prior that does not fit
+            the operator, settings out of range), naming the argument.
+        SamplingDiverged: the sampler produced NaN/Inf; the message names the step.
     """
+    unknown = sorted(set(options) - SOLVE_OPTIONS)
+    if unknown:
+        raise InputError(f"{unknown[0]}: unknown option of solve; expected one of {sorted(SOLVE_OPTIONS)}")
     return sample_posterior(y, operator, n_samples, prior=prior, method=method, steps=steps, snr=snr, lam=lam,
                             seed=seed, device=device, progress=progress, **options).mean(0)
