@@ -86,21 +86,28 @@ class DivergenceWatch:
     """
 
     def __init__(self, then: Callback | None = None):
-        self.first_bad, self.then = None, then
+        self.flags: list[torch.Tensor] = []
+        self.then = then
 
     def __call__(self, info: dict) -> None:
-        bad = ~torch.isfinite(info["x"]).all()
-        step = torch.as_tensor(info["step"], device=info["x"].device)
-        if self.first_bad is None:
-            self.first_bad = torch.full_like(step, -1)
-        self.first_bad = torch.where((self.first_bad < 0) & bad, step, self.first_bad)
+        # one device-side flag per step; no host -> device copy of the step number (that would
+        # synchronise the stream every step and break CUDA-graph capture)
+        self.flags.append(~torch.isfinite(info["x"]).all())
         if self.then is not None:
             self.then(info)
 
+    @property
+    def first_bad(self) -> int | None:
+        """The first step with a non-finite iterate, or None (reads the flags: one synchronisation)."""
+        if not self.flags:
+            return None
+        bad = torch.stack(self.flags)
+        return int(bad.byte().argmax()) if bool(bad.any()) else None
+
     def raise_if_diverged(self, total: int, hint: str = "") -> None:
         """Raise :class:`SamplingDiverged` naming the first bad step of ``total``."""
-        if self.first_bad is not None and int(self.first_bad) >= 0:
-            step = int(self.first_bad)
+        step = self.first_bad
+        if step is not None:
             raise SamplingDiverged(f"sampling diverged: non-finite values at step {step} of {total}"
                                    + (f" ({hint})" if hint else ""), step=step)
 

@@ -12,15 +12,18 @@ from typing import Any
 import torch
 
 from scoremed.errors import InputError, check_device, check_int, check_number, check_seed
-from scoremed.measurement import ConsistencyStep, DPSScore, project
+from scoremed.measurement import ConsistencyStep, DPSScore, _as_image, project
+from scoremed.network import COMPILE_MODES, PRECISIONS, fast_score
 from scoremed.predictors import CORRECTORS, PREDICTORS, pick
 from scoremed.prior import ScorePrior
-from scoremed.sampling import DivergenceWatch, check_prior, pc_sampler
-from scoremed.utils import make_generator
+from scoremed.sampling import DivergenceWatch, check_prior, pc_sampler, time_grid
+from scoremed.utils import append_dims, make_generator
 
 log = logging.getLogger("scoremed")
 
 METHODS = ("consistency", "projection", "dps")
+#: where the reverse process starts: pure noise at T, or the direct reconstruction perturbed to t_start
+STARTS = ("noise", "direct")
 #: shipped prior used when ``prior=None``, by operator kind
 DEFAULT_PRIORS = {"mri": "mri-brain", "mri-multicoil": "mri-brain", "ct": "ct-phantom", "colorize": "natural"}
 #: generic defaults; a shipped prior's own ``solve_defaults`` override them per method
@@ -29,6 +32,9 @@ GENERIC_DEFAULTS: dict[str, dict[str, Any]] = {
     "projection": {"steps": 500, "snr": 0.16, "lam": 1.0, "predictor": "reverse_diffusion", "corrector": "langevin"},
     "dps": {"steps": 500, "snr": 0.0, "zeta": 1.0, "predictor": "reverse_diffusion", "corrector": "none"},
 }
+#: schedule and speed options (all methods): noise start, float32, no channels-last, no compile
+SPEED_DEFAULTS: dict[str, Any] = {"start": "noise", "t_start": 1.0, "precision": "fp32", "channels_last": False,
+                                  "compile": "off"}
 
 
 @dataclass
@@ -41,6 +47,11 @@ class SolveSettings:
     predictor: str
     corrector: str
     n_corrector_steps: int = 1
+    start: str = "noise"          #: "noise" (x_T ~ p_T) or "direct" (pseudo-inverse perturbed to t_start)
+    t_start: float = 1.0          #: start time of start="direct"; ignored for "noise"
+    precision: str = "fp32"       #: network evaluations: "fp32", "bf16" (autocast) or "auto" (bf16 on CUDA)
+    channels_last: bool = False   #: channels-last network inputs and weights
+    compile: str = "off"          #: torch.compile mode: off, default, reduce-overhead (CUDA graphs), max-autotune
 
     @property
     def evaluations(self) -> int:
@@ -62,7 +73,8 @@ def settings_for(prior: ScorePrior, method: str, **overrides: Any) -> SolveSetti
         raise InputError(f"prior: '{prior.name}' has solve_defaults that are not a mapping of method -> settings "
                          f"({prior.solve_defaults!r})")
     given = {k: v for k, v in overrides.items() if v is not None}
-    values = {"lam": 1.0, "zeta": 1.0, "n_corrector_steps": 1, **GENERIC_DEFAULTS[method], **stored, **given}
+    values = {"lam": 1.0, "zeta": 1.0, "n_corrector_steps": 1, **SPEED_DEFAULTS, **GENERIC_DEFAULTS[method],
+              **stored, **given}
 
     def name(key: str) -> str:
         return key if key in given else f"{key} (stored in the solve_defaults of prior '{prior.name}')"
@@ -70,12 +82,48 @@ def settings_for(prior: ScorePrior, method: str, **overrides: Any) -> SolveSetti
     for key in ("predictor", "corrector"):
         if not isinstance(values[key], str):
             raise InputError(f"{name(key)}: expected a name, got {values[key]!r}")
+    compile_mode = {False: "off", True: "default"}.get(values["compile"], values["compile"]) \
+        if isinstance(values["compile"], bool) else values["compile"]
+    for key, value, allowed in (("start", values["start"], STARTS), ("precision", values["precision"], PRECISIONS),
+                                ("compile", compile_mode, COMPILE_MODES)):
+        if value not in allowed:
+            raise InputError(f"{name(key)}: expected one of {list(allowed)}, got {value!r}")
+    if not isinstance(values["channels_last"], bool):
+        raise InputError(f"{name('channels_last')}: expected true or false, got {values['channels_last']!r}")
     return SolveSettings(method=method, steps=check_int(values["steps"], name("steps"), 1),
                          snr=check_number(values["snr"], name("snr"), 0.0),
                          lam=check_number(values["lam"], name("lam"), 0.0, 1.0),
                          zeta=check_number(values["zeta"], name("zeta"), 0.0),
                          predictor=values["predictor"], corrector=values["corrector"],
-                         n_corrector_steps=check_int(values["n_corrector_steps"], name("n_corrector_steps"), 0))
+                         n_corrector_steps=check_int(values["n_corrector_steps"], name("n_corrector_steps"), 0),
+                         start=values["start"], t_start=check_number(values["t_start"], name("t_start"),
+                                                                     1e-3 * prior.sde.T, prior.sde.T),
+                         precision=values["precision"], channels_last=values["channels_last"], compile=compile_mode)
+
+
+def schedule(sde, settings: SolveSettings):
+    """The discretisation of a solve: ``steps`` steps from T, or (start="direct") about ``steps``
+    steps from t_start: the full grid is refined so that its part at or below t_start has
+    ``steps`` points (see :func:`scoremed.sampling.time_grid`)."""
+    steps = int(settings.steps)
+    if settings.start == "noise" or settings.t_start >= sde.T:
+        return sde.with_steps(steps)
+    eps = sde.default_eps
+    n = max(steps, 1 + round((steps - 1) * (sde.T - eps) / max(settings.t_start - eps, 1e-12)))
+    while len(time_grid(sde.with_steps(n), eps, "cpu", settings.t_start)) < steps:
+        n += 1
+    return sde.with_steps(n)
+
+
+def direct_start(sde, operator, y: torch.Tensor, shape: tuple[int, ...], t_start: float,
+                 generator: torch.Generator | None) -> torch.Tensor:
+    """x ~ p_{t_start}(x | x_0 = A^+ y): the direct reconstruction perturbed with the SDE's marginal
+    (a(t) A^+ y + std(t) z, model space)."""
+    x0 = operator.pseudo_inverse(y) if callable(getattr(operator, "pseudo_inverse", None)) else operator.adjoint(y)
+    x0 = _as_image(x0, torch.empty((), device=y.device)).to(torch.float32).expand(shape)
+    t = torch.full((shape[0],), float(t_start), device=y.device)
+    mean, std = sde.marginal_prob(x0, t)
+    return mean + append_dims(std, len(shape)) * torch.randn(shape, generator=generator, device=y.device)
 
 
 def default_prior(operator, y: torch.Tensor) -> ScorePrior:
@@ -160,7 +208,9 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
                      method: str = "consistency", steps: int | None = None, snr: float | None = None,
                      lam: float | None = None, zeta: float | None = None, predictor: str | None = None,
                      corrector: str | None = None, seed: int | None = None, device=None,
-                     progress: bool = True, batch_size: int | None = None) -> torch.Tensor:
+                     progress: bool = True, batch_size: int | None = None, start: str | None = None,
+                     t_start: float | None = None, precision: str | None = None, channels_last: bool | None = None,
+                     compile: str | bool | None = None) -> torch.Tensor:
     """``n`` posterior samples given measurement ``y``; shape (n, B, *image_shape), data space.
 
     Args:
@@ -172,6 +222,13 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
         steps, snr, lam, zeta, predictor, corrector: override the prior's stored defaults.
         seed: seeds an explicit generator: same seed, same device -> same result.
         batch_size: images per sampler call (default: all n * B at once).
+        start, t_start: "noise" (default: x_T drawn from p_T) or "direct": start from the
+            operator's pseudo-inverse perturbed with the SDE's marginal to time ``t_start``
+            (e.g. 0.3) and take ``steps`` steps from there (a shortened schedule).
+        precision, channels_last, compile: speed options of the network evaluations:
+            "fp32" | "bf16" (autocast) | "auto" (bf16 on CUDA only); channels-last memory
+            format; torch.compile mode "off" | "default" | "reduce-overhead" (CUDA graphs,
+            CUDA only) | "max-autotune". All off by default.
     """
     n = check_int(n, "n", 1)
     batch_size = None if batch_size is None else check_int(batch_size, "batch_size", 1)
@@ -193,10 +250,11 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
     check_fit(prior, operator, y)
     check_scale(prior, operator, y)
     settings = settings_for(prior, method, steps=steps, snr=snr, lam=lam, zeta=zeta,
-                            predictor=predictor, corrector=corrector)
+                            predictor=predictor, corrector=corrector, start=start, t_start=t_start,
+                            precision=precision, channels_last=channels_last, compile=compile)
     y_model = _model_measurement(y, operator, prior)
     generator = make_generator(seed, device)
-    sde = prior.sde.with_steps(int(settings.steps))
+    sde = schedule(prior.sde, settings)
     batch = y.shape[0]
     y_all = y_model.repeat(n, *([1] * (y.ndim - 1)))
     chunk = batch_size or y_all.shape[0]
@@ -211,17 +269,21 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
 def _reconstruct(prior, sde, operator, y, settings: SolveSettings, generator, device, progress) -> torch.Tensor:
     """One conditional PC run for the batch y (model space); returns model-space images."""
     shape = (y.shape[0], *prior.image_shape)
-    score_fn, step = prior.score, None
+    score_fn = fast_score(prior.score_fn, device, settings.precision, settings.channels_last, settings.compile)
+    step, x_init, t_start = None, None, None
+    if settings.start == "direct" and settings.t_start < sde.T:
+        x_init = direct_start(sde, operator, y, shape, settings.t_start, generator)
+        t_start = settings.t_start
     if settings.method == "dps":
-        score_fn = DPSScore(sde, prior.score, operator, y, zeta=float(settings.zeta))
+        score_fn = DPSScore(sde, score_fn, operator, y, zeta=float(settings.zeta))
     else:
         step = ConsistencyStep(sde, operator, y, lam=float(settings.lam), generator=generator,
                                perturb=settings.method == "consistency")
     divergence = DivergenceWatch()
     result = pc_sampler(sde, score_fn, shape, pick(PREDICTORS, settings.predictor, "predictor"),
                         pick(CORRECTORS, settings.corrector, "corrector"), snr=float(settings.snr),
-                        n_corrector_steps=settings.n_corrector_steps, measurement_step=step,
-                        generator=generator, device=device, callback=divergence, progress=progress)
+                        n_corrector_steps=settings.n_corrector_steps, measurement_step=step, x_init=x_init,
+                        t_start=t_start, generator=generator, device=device, callback=divergence, progress=progress)
     divergence.raise_if_diverged(settings.steps, f"method={settings.method}, snr={settings.snr}, lam={settings.lam}, "
                                  f"zeta={settings.zeta}; lower snr or zeta, or raise steps")
     x = result.samples
@@ -230,7 +292,8 @@ def _reconstruct(prior, sde, operator, y, settings: SolveSettings, generator, de
     return x
 
 
-SOLVE_OPTIONS = {"zeta", "predictor", "corrector", "batch_size"}
+SOLVE_OPTIONS = {"zeta", "predictor", "corrector", "batch_size", "start", "t_start", "precision", "channels_last",
+                 "compile"}
 
 
 def solve(y: torch.Tensor, operator, prior: ScorePrior | None = None, method: str = "consistency",
@@ -240,7 +303,8 @@ def solve(y: torch.Tensor, operator, prior: ScorePrior | None = None, method: st
     ``n_samples`` conditional samples (one sample when n_samples = 1).
 
     See :func:`sample_posterior` for the arguments; ``options`` passes ``zeta``, ``predictor``,
-    ``corrector`` and ``batch_size`` through.
+    ``corrector``, ``batch_size`` and the schedule and speed options (``start``, ``t_start``,
+    ``precision``, ``channels_last``, ``compile``) through.
 
     Raises:
         InputError: any invalid argument (measurement shape, dtype, device, NaN/Inf, a
