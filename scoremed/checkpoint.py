@@ -21,7 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from scoremed.errors import InputError
+from scoremed.errors import InputError, check_device
 from scoremed.io_atomic import atomic_write, atomic_write_text
 from scoremed.network import build_score_network
 from scoremed.prior import ScorePrior
@@ -70,6 +70,8 @@ def save_training_checkpoint(run_dir: str | os.PathLike, step: int, model: torch
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step_{step:08d}"
+    for stale in ckpt_root.glob(".tmp_step_*"):  # left by a process killed while saving (one writer per run)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp_step_", dir=ckpt_root))
     try:
         tensors = {f"model.{k}": v for k, v in _contiguous(model.state_dict()).items()}
@@ -80,9 +82,11 @@ def save_training_checkpoint(run_dir: str | os.PathLike, step: int, model: torch
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        _fsync_dir(tmp)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+        _fsync_dir(ckpt_root)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -92,7 +96,33 @@ def save_training_checkpoint(run_dir: str | os.PathLike, step: int, model: torch
     return final
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 # --- reading ------------------------------------------------------------------------
+def read_training_state(path: str | os.PathLike, device=None) -> dict[str, Any]:
+    """Optimiser / RNG state of a training checkpoint, read with ``torch.load(weights_only=True)``.
+
+    Only tensors and plain containers are accepted: a file crafted to run code when
+    unpickled is refused with InputError and runs nothing.
+    """
+    import pickle
+
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError) as exc:
+        raise InputError(f"checkpoint: {path} cannot be read as pickle-free training state "
+                         f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    if not isinstance(state, dict):
+        raise InputError(f"checkpoint: {path} holds {type(state).__name__}, expected a training-state dict")
+    return state
+
+
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The newest complete checkpoint folder of a training run, or None."""
     run_dir = Path(run_dir)
@@ -108,8 +138,8 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
 def read_json(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"checkpoint: cannot read metadata {path}: {exc}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise InputError(f"checkpoint: cannot read metadata {path}: {type(exc).__name__}: {exc}") from None
     if not isinstance(meta, dict):
         raise InputError(f"checkpoint: metadata {path} is not a JSON object")
     return meta
@@ -122,13 +152,53 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise InputError(f"checkpoint: {path} is not a readable safetensors file ({exc})") from None
 
 
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def check_metadata(meta: dict[str, Any], where: Path) -> None:
+    """Raise InputError unless the metadata has this format version and well-typed fields."""
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+    if version != FORMAT_VERSION or not _is_int(version):
         raise InputError(f"checkpoint: {where} has format_version {version!r}; this scoremed reads {FORMAT_VERSION}")
     missing = [k for k in ("sde", "architecture", "image_shape") if k not in meta]
     if missing:
         raise InputError(f"checkpoint: {where} metadata lacks {missing}")
+    problems = []
+    sde = meta["sde"]
+    if not isinstance(sde, dict) or not isinstance(sde.get("kind"), str):
+        problems.append(f"sde: expected a mapping with a 'kind' name, got {sde!r}")
+    else:
+        wrong = {k: v for k, v in sde.items() if k != "kind" and (isinstance(v, bool) or not isinstance(v, (int, float)))}
+        if wrong:
+            problems.append(f"sde: expected numbers for the parameters, got {wrong}")
+    arch = meta["architecture"]
+    if not isinstance(arch, dict):
+        problems.append(f"architecture: expected a mapping, got {type(arch).__name__}")
+    shape = meta["image_shape"]
+    if not (isinstance(shape, list) and len(shape) in (3, 4) and all(_is_int(s) and s >= 1 for s in shape)):
+        problems.append(f"image_shape: expected [C, H, W] or [C, D, H, W] of positive integers, got {shape!r}")
+    elif isinstance(arch, dict):
+        data = arch.get("data") if isinstance(arch.get("data"), dict) else {}
+        channels = arch.get("in_channels", data.get("num_channels"))
+        if channels is not None and channels != shape[0]:
+            problems.append(f"image_shape: {shape} has {shape[0]} channel(s) but the architecture takes {channels!r}")
+        size = data.get("image_size")
+        if size is not None and any(s != size for s in shape[1:]):
+            problems.append(f"image_shape: {shape} but the architecture is for {size!r} x {size!r} images")
+    if not isinstance(meta.get("centered", False), bool):
+        problems.append(f"centered: expected true or false, got {meta['centered']!r}")
+    defaults = meta.get("solve_defaults") or {}
+    if not (isinstance(defaults, dict) and all(isinstance(v, dict) for v in defaults.values())):
+        problems.append(f"solve_defaults: expected a mapping of method -> settings, got {defaults!r}")
+    if not isinstance(meta.get("name", ""), str):
+        problems.append(f"name: expected a string, got {meta['name']!r}")
+    if problems:
+        raise InputError(f"checkpoint: {where} has invalid metadata — " + "; ".join(problems))
+
+
+def _dtype_kind(t: torch.Tensor) -> str:
+    return "complex" if t.is_complex() else "float" if t.is_floating_point() else str(t.dtype)
 
 
 def load_weights_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
@@ -136,14 +206,20 @@ def load_weights_strict(module: torch.nn.Module, state: dict[str, torch.Tensor],
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
+    common = sorted(set(own) & set(state))
     shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in sorted(set(own) & set(state)) if own[k].shape != state[k].shape]
-    if missing or unexpected or shapes:
+              for k in common if own[k].shape != state[k].shape]
+    dtypes = [f"{k}: checkpoint {state[k].dtype} vs model {own[k].dtype}" for k in common
+              if _dtype_kind(state[k]) != _dtype_kind(own[k])]
+    nonfinite = [k for k in common if state[k].is_floating_point() and not bool(torch.isfinite(state[k]).all())]
+    if missing or unexpected or shapes or dtypes or nonfinite:
         parts = []
-        for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape differences", shapes)):
+        for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape differences", shapes),
+                             ("dtype differences", dtypes), ("tensors with NaN/Inf", nonfinite)):
             if items:
                 parts.append(f"{label} ({len(items)}): " + ", ".join(items[:10]) + (" ..." if len(items) > 10 else ""))
-        raise InputError(f"checkpoint: {where} does not match the architecture — " + "; ".join(parts))
+        what = "does not match the architecture" if missing or unexpected or shapes or dtypes else "holds bad values"
+        raise InputError(f"checkpoint: {where} {what} — " + "; ".join(parts))
     module.load_state_dict(state)
 
 
@@ -151,12 +227,20 @@ def prior_from_parts(meta: dict[str, Any], weights: dict[str, torch.Tensor], whe
                      device=None) -> ScorePrior:
     check_metadata(meta, where)
     sde_cfg = dict(meta["sde"])
-    sde = sde_from_config(sde_cfg.pop("kind"), **sde_cfg)
-    net = build_score_network(meta["architecture"], sde)
+    kind = sde_cfg.pop("kind")
+    try:
+        sde = sde_from_config(kind, **sde_cfg)
+    except (InputError, TypeError, ValueError) as exc:
+        raise InputError(f"checkpoint: {where} metadata 'sde' {meta['sde']} is invalid: {exc}") from None
+    try:
+        net = build_score_network(meta["architecture"], sde)
+    except (InputError, TypeError, ValueError, KeyError, IndexError, AttributeError, AssertionError) as exc:
+        raise InputError(f"checkpoint: {where} metadata 'architecture' cannot be built: "
+                         f"{type(exc).__name__}: {exc}") from None
     load_weights_strict(net, weights, str(where))
     net.eval().requires_grad_(False)
-    prior = ScorePrior(sde, net, tuple(meta["image_shape"]), centered=bool(meta.get("centered", False)),
-                       name=name, solve_defaults=meta.get("solve_defaults") or {}, metadata=meta)
+    prior = ScorePrior(sde, net, tuple(meta["image_shape"]), centered=meta.get("centered", False),
+                       name=str(name), solve_defaults=meta.get("solve_defaults") or {}, metadata=meta)
     return prior.to(device)
 
 
@@ -185,6 +269,11 @@ def load_prior(name_or_path: str | os.PathLike, device: torch.device | str | Non
 
     From a training run the EMA weights of the latest checkpoint are used.
     """
+    device = check_device(device)
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise InputError(f"prior: expected a shipped prior name or a checkpoint path, got {type(name_or_path).__name__}")
+    if "\0" in str(name_or_path):
+        raise InputError(f"prior: the path {str(name_or_path)!r} contains a NUL byte")
     weights_path, meta_path, prefix = _resolve(name_or_path)
     if not meta_path.is_file():
         raise InputError(f"prior: metadata file {meta_path} is missing next to {weights_path}")
