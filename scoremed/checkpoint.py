@@ -7,9 +7,14 @@ Two layouts:
   (keys ``model.*`` and ``ema.*``), ``metadata.json`` and ``training_state.pt`` (optimiser
   and RNG state, read back with ``torch.load(weights_only=True)`` only), plus ``run/latest``
   naming the newest complete checkpoint.
+
+Every metadata file written records ``weights_sha256``, the SHA-256 of its weights file;
+:func:`load_prior` refuses weights that do not match it (bit rot, a torn copy, a weights
+file paired with another checkpoint's metadata). The JSON itself stays hand-editable.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -57,7 +62,14 @@ def save_prior(path: str | os.PathLike, prior: ScorePrior, architecture: dict[st
     base = base.with_suffix("") if base.suffix in (".safetensors", ".json") else base
     weights = _contiguous(prior.network.state_dict())
     meta = prior_metadata(prior, architecture, name=prior.name, **(extra_metadata or {}))
-    atomic_write(base.with_suffix(".safetensors"), lambda p: save_file(weights, str(p)))
+    digest: list[str] = []
+
+    def write_weights(p: Path) -> None:
+        save_file(weights, str(p))
+        digest.append(file_sha256(p))
+
+    atomic_write(base.with_suffix(".safetensors"), write_weights)
+    meta["weights_sha256"] = digest[0]
     atomic_write_text(base.with_suffix(".json"), json.dumps(meta, indent=2, default=str))
     return base.with_suffix(".safetensors")
 
@@ -77,7 +89,9 @@ def save_training_checkpoint(run_dir: str | os.PathLike, step: int, model: torch
         tensors = {f"model.{k}": v for k, v in _contiguous(model.state_dict()).items()}
         tensors.update({f"ema.{k}": v for k, v in _contiguous(ema.state_dict()).items()})
         save_file(tensors, str(tmp / "weights.safetensors"))
-        (tmp / "metadata.json").write_text(json.dumps({**metadata, "step": step}, indent=2, default=str))
+        checksum = file_sha256(tmp / "weights.safetensors")
+        (tmp / "metadata.json").write_text(json.dumps({**metadata, "step": step, "weights_sha256": checksum},
+                                                      indent=2, default=str))
         torch.save(training_state, tmp / "training_state.pt")
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
@@ -94,6 +108,15 @@ def save_training_checkpoint(run_dir: str | os.PathLike, step: int, model: torch
     for old in sorted(ckpt_root.glob("step_*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file (stored as ``weights_sha256`` next to every weights file written)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -145,7 +168,17 @@ def read_json(path: Path) -> dict[str, Any]:
     return meta
 
 
-def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+def read_safetensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; with ``sha256``, refuse a file whose checksum differs."""
+    if sha256 is not None:
+        try:
+            actual = file_sha256(path)
+        except OSError as exc:
+            raise InputError(f"checkpoint: cannot read {path}: {exc}") from None
+        if actual != sha256:
+            raise InputError(f"checkpoint: {path} does not match the weights_sha256 recorded in its metadata "
+                             f"(expected {sha256[:16]}..., got {actual[:16]}...): the file is corrupted or "
+                             "belongs to another checkpoint")
     try:
         return load_file(str(path))
     except (OSError, SafetensorError, ValueError) as exc:
@@ -278,7 +311,10 @@ def load_prior(name_or_path: str | os.PathLike, device: torch.device | str | Non
     if not meta_path.is_file():
         raise InputError(f"prior: metadata file {meta_path} is missing next to {weights_path}")
     meta = read_json(meta_path)
-    weights = read_safetensors(weights_path)
+    checksum = meta.get("weights_sha256")
+    if checksum is not None and not (isinstance(checksum, str) and len(checksum) == 64):
+        raise InputError(f"checkpoint: {meta_path} has an invalid weights_sha256 {checksum!r}")
+    weights = read_safetensors(weights_path, checksum)
     if prefix:
         weights = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
     return prior_from_parts(meta, weights, weights_path, meta.get("name", str(name_or_path)), device)
