@@ -72,6 +72,10 @@ class TrainingConfig:
     keep_checkpoints: int = 2
     log_every: int = 25
     seed: int = 0
+    # speed options (see scoremed.network): "auto" = bf16 autocast on CUDA, fp32 on the CPU
+    precision: str = "auto"
+    compile: str = "off"                # off | default | reduce-overhead (CUDA graphs) | max-autotune
+    channels_last: bool = False
 
 
 @dataclass

@@ -1,6 +1,15 @@
-"""Trainer: denoising score matching with Adam, warm-up, gradient clipping, EMA and checkpoints."""
+"""Trainer: denoising score matching with Adam, warm-up, gradient clipping, EMA and checkpoints.
+
+Under ``torchrun`` (a :class:`scoremed.distributed.DistContext` with several processes) the
+model is wrapped in torch DistributedDataParallel: ``training.batch_size`` stays the
+*global* batch, each rank takes its contiguous share of every deterministic global batch
+and of that batch's noise, so the loss trajectory is the one of a single process with the
+same batch and a run can be resumed with another process count. Only rank 0 writes
+``log.csv`` and checkpoints.
+"""
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import logging
@@ -15,11 +24,13 @@ from tqdm.auto import tqdm
 
 from scoremed.checkpoint import latest_checkpoint, prior_metadata, read_json, read_safetensors, save_training_checkpoint
 from scoremed.config import Config
+from scoremed.distributed import DistContext
 from scoremed.errors import InputError
 from scoremed.losses import dsm_loss
-from scoremed.network import build_score_network
+from scoremed.network import build_score_network, memory_format, resolve_compile, resolve_precision
 from scoremed.prior import ScorePrior
-from scoremed.sde import sde_from_config
+from scoremed.sde import SDE, sde_from_config
+from scoremed.utils import append_dims
 
 log = logging.getLogger("scoremed.training")
 
@@ -76,6 +87,34 @@ class EMA:
             eb.copy_(b)
 
 
+def shard_noise(sde: SDE, shape: tuple[int, ...], eps: float, generator: torch.Generator, rank: int,
+                world_size: int, device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """(t, z) of rank ``rank``'s share of a global batch (B * world_size, ...) of DSM noise.
+
+    Draws exactly what :func:`scoremed.losses.dsm_loss` draws for the whole global batch
+    (t first, then z, from the same generator) and keeps this rank's contiguous rows, so
+    the union over ranks equals the single-process draw.
+    """
+    local = shape[0]
+    total = local * world_size
+    t = torch.rand(total, generator=generator, device=device, dtype=dtype) * (sde.T - eps) + eps
+    z = torch.randn((total, *shape[1:]), generator=generator, device=device, dtype=dtype)
+    rows = slice(rank * local, (rank + 1) * local)
+    return t[rows], z[rows]
+
+
+def dsm_loss_given_noise(score_fn, sde: SDE, x0: torch.Tensor, t: torch.Tensor, z: torch.Tensor,
+                         likelihood_weighting: bool = False) -> torch.Tensor:
+    """Per-example DSM loss (B,) of :func:`scoremed.losses.dsm_loss` for given t and z."""
+    mean, std = sde.marginal_prob(x0, t)
+    std_b = append_dims(std, x0.ndim)
+    score = score_fn(mean + std_b * z, t)
+    if likelihood_weighting:
+        g2 = sde.sde(torch.zeros_like(x0[:1]), t)[1] ** 2
+        return (score + z / std_b).pow(2).flatten(1).mean(1) * g2
+    return (score * std_b + z).pow(2).flatten(1).mean(1)
+
+
 class Trainer:
     """Train a score network on ``dataset`` as described by ``config`` into ``run_dir``.
 
@@ -83,24 +122,59 @@ class Trainer:
         config: validated :class:`Config`.
         dataset: map-style dataset of (C, H, W) float tensors in [0, 1].
         run_dir: where checkpoints, ``log.csv`` and ``latest`` go.
-        device: torch device; defaults to CUDA when available.
+        device: torch device; defaults to CUDA when available (``dist.device`` when given).
         resume: continue from the latest checkpoint in ``run_dir`` (error if none).
+        dist: the process's place in a torchrun job (:func:`scoremed.distributed.init_distributed`);
+            None: a single process.
     """
 
     def __init__(self, config: Config, dataset: Dataset, run_dir: str | os.PathLike, device=None,
-                 resume: bool = False, progress: bool = True):
+                 resume: bool = False, progress: bool = True, dist: DistContext | None = None):
         self.config, self.dataset, self.run_dir = config, dataset, Path(run_dir)
+        if dist is not None and dist.is_distributed:
+            device = dist.device
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.progress = progress
+        self.dist = dist if dist is not None else DistContext(device=self.device)
+        self.progress = progress and self.dist.is_main
         tc = config.training
+        if tc.batch_size % self.dist.world_size:
+            raise InputError(f"training.batch_size: expected a multiple of the {self.dist.world_size} processes "
+                             f"(it is the global batch), got {tc.batch_size}")
+        self.precision = resolve_precision(tc.precision, self.device)
+        self.compile_mode = resolve_compile(tc.compile, self.device)
+        self.channels_last = bool(tc.channels_last)
         self.sde = sde_from_config(config.sde.kind, **config.sde.params())
         torch.manual_seed(tc.seed)
         self.model = build_score_network(config.architecture(), self.sde).to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.ema = EMA(self.model, tc.ema_decay)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
         self.step = 0
         if resume:
             self._resume()
+        self.forward_model = self._wrap(self.model)
+
+    def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """DDP when several processes, then torch.compile when asked; the raw model stays ``self.model``."""
+        if self.dist.is_distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = DistributedDataParallel(model, device_ids=ids, output_device=ids[0] if ids else None)
+        if self.compile_mode != "off":
+            model = torch.compile(model, mode=None if self.compile_mode == "default" else self.compile_mode)
+        return model
+
+    def _score(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The training-time score: the (DDP / compiled) model under the speed options, float32 out."""
+        if not (self.channels_last or self.precision == "bf16"):
+            return self.forward_model(x, t)
+        if self.channels_last:
+            x = x.contiguous(memory_format=memory_format(x.ndim))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            out = self.forward_model(x, t)
+        return out.float()
 
     # -- checkpoints -----------------------------------------------------------------
     def metadata(self) -> dict:
@@ -109,9 +183,12 @@ class Trainer:
                            solve_defaults=self.config.solve)
         return prior_metadata(prior, self.config.architecture(), name=self.config.name, config=self.config.to_dict())
 
-    def save(self) -> Path:
+    def save(self) -> Path | None:
+        """Write a checkpoint (rank 0 only; other ranks return None)."""
+        if not self.dist.is_main:
+            return None
         state = {"optimizer": self.optimizer.state_dict(), "step": self.step,
-                 "torch_rng": torch.get_rng_state()}
+                 "torch_rng": torch.get_rng_state(), "world_size": self.dist.world_size}
         path = save_training_checkpoint(self.run_dir, self.step, self.model, self.ema.module, self.metadata(), state,
                                         keep=self.config.training.keep_checkpoints)
         log.info("checkpoint written: %s", path)
@@ -128,12 +205,15 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"].cpu())
         self.step = int(read_json(ckpt / "metadata.json")["step"])
-        log.info("resumed from %s at step %d", ckpt, self.step)
+        before = int(state.get("world_size", 1))
+        log.info("resumed from %s at step %d%s", ckpt, self.step,
+                 f" (written by {before} processes, now {self.dist.world_size})"
+                 if before != self.dist.world_size else "")
 
     # -- the loop ----------------------------------------------------------------------
     def _batches(self) -> Iterator[torch.Tensor]:
         sampler = StepBatchSampler(len(self.dataset), self.config.training.batch_size, self.config.training.seed,
-                                   start_step=self.step)
+                                   start_step=self.step, rank=self.dist.rank, world_size=self.dist.world_size)
         loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.config.data.num_workers,
                             pin_memory=self.device.type == "cuda", persistent_workers=False)
         for batch in loader:
@@ -147,7 +227,12 @@ class Trainer:
         tc = self.config.training
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr()
-        loss = dsm_loss(self.model, self.sde, x0, tc.eps, tc.likelihood_weighting, generator).mean()
+        if self.dist.is_distributed:
+            t, z = shard_noise(self.sde, tuple(x0.shape), tc.eps, generator, self.dist.rank, self.dist.world_size,
+                               x0.device, x0.dtype)
+            loss = dsm_loss_given_noise(self._score, self.sde, x0, t, z, tc.likelihood_weighting).mean()
+        else:
+            loss = dsm_loss(self._score, self.sde, x0, tc.eps, tc.likelihood_weighting, generator).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if tc.grad_clip > 0:
@@ -158,12 +243,18 @@ class Trainer:
         return loss.detach()
 
     def train(self, steps: int | None = None) -> dict:
-        """Train until ``steps`` total steps (default: config) and return a summary dict."""
+        """Train until ``steps`` total steps (default: config) and return a summary dict.
+
+        The logged loss is the mean over the logging interval and over all processes; the
+        images/s rate counts the images of all processes.
+        """
         tc = self.config.training
         total = tc.steps if steps is None else steps
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        main = self.dist.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.run_dir / "log.csv"
-        new_log = not log_path.exists()
+        new_log = main and not log_path.exists()
         generator = torch.Generator(device=self.device)
         losses, bad = [], torch.zeros((), dtype=torch.bool, device=self.device)
         bar = tqdm(total=total, initial=self.step, disable=not self.progress, desc=self.config.name, unit="step")
@@ -171,8 +262,8 @@ class Trainer:
         last_loss = float("nan")
         self.model.train()
         try:
-            with open(log_path, "a", newline="") as fh:
-                writer = csv.writer(fh)
+            with (open(log_path, "a", newline="") if main else contextlib.nullcontext()) as fh:
+                writer = csv.writer(fh) if main else None
                 if new_log:
                     writer.writerow(["step", "loss", "lr", "images_per_s"])
                 batches = self._batches()
@@ -182,29 +273,32 @@ class Trainer:
                     loss = self.train_step(x0, generator)
                     bad |= ~torch.isfinite(loss)
                     losses.append(loss)
-                    images += x0.shape[0]
+                    images += x0.shape[0] * self.dist.world_size
                     due_log = self.step % tc.log_every == 0 or self.step == total
                     due_ckpt = self.step % tc.checkpoint_every == 0 or self.step == total
                     if due_log or due_ckpt:
-                        if bool(bad):
+                        interval = self.dist.all_reduce_mean(torch.stack(losses))
+                        if bool(bad) or not bool(torch.isfinite(interval).all()):
                             raise TrainingDiverged(
                                 f"training loss became NaN/Inf before step {self.step}; stopped without saving. "
                                 f"The last good checkpoint in {self.run_dir} is kept; lower training.lr or "
                                 "check the data for non-finite values")
-                        last_loss = float(torch.stack(losses).mean())
+                        last_loss = float(interval.mean())
                         rate = images / (time.perf_counter() - t0)
-                        writer.writerow([self.step, f"{last_loss:.6f}", f"{self._lr():.3g}", f"{rate:.2f}"])
-                        fh.flush()
+                        if main:
+                            writer.writerow([self.step, f"{last_loss:.6f}", f"{self._lr():.3g}", f"{rate:.2f}"])
+                            fh.flush()
                         bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{rate:.1f}")
                         bar.update(self.step - bar.n)
                         losses, images, t0 = [], 0, time.perf_counter()
                     if due_ckpt:
                         self.save()
         except KeyboardInterrupt:
-            if not bool(bad):
+            if not bool(bad) and main:
                 log.warning("interrupted at step %d; writing a checkpoint", self.step)
                 self.save()
             raise
         finally:
             bar.close()
+        self.dist.barrier()   # every process returns once the final checkpoint is on disk
         return {"step": self.step, "loss": last_loss, "run_dir": str(self.run_dir)}

@@ -1,4 +1,10 @@
-"""``train_prior.py``: train a score prior from a YAML config on built-in data or user files."""
+"""``train_prior.py``: train a score prior from a YAML config on built-in data or user files.
+
+Several processes: ``torchrun --nproc_per_node=P scripts/train_prior.py ...`` (add
+``--nnodes``/``--rdzv-endpoint`` for several machines). The config's ``batch_size`` is the
+global batch, shared out over the processes; only rank 0 writes the log and checkpoints, and
+``--resume`` works with any process count that divides the batch.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +13,9 @@ import logging
 from pathlib import Path
 
 from scoremed.cli.common import find_config, resolve_device, run_cli
+from scoremed.cli.speed import add_speed_arguments, speed_options
 from scoremed.config import load_config
+from scoremed.distributed import BACKENDS, init_distributed, shutdown
 from scoremed.training import Trainer, TrainingDiverged
 from scoremed.training_data import training_dataset
 
@@ -16,7 +24,8 @@ DEFAULT_CONFIG = "mri-brain"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train_prior.py", description=__doc__)
+    p = argparse.ArgumentParser(prog="train_prior.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=DEFAULT_CONFIG,
                    help=f"YAML file or name in configs/ (default: {DEFAULT_CONFIG})")
     p.add_argument("--data", nargs="+", default=None,
@@ -25,9 +34,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default: runs/<config name>)")
     p.add_argument("--steps", type=int, default=None, help="total training steps (default: config)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda, cuda:N (default: cuda if available; under torchrun cuda:LOCAL_RANK)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: config)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="torch.distributed backend under torchrun: auto = nccl on CUDA, gloo on the CPU")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_speed_arguments(p)
     return p
 
 
@@ -38,18 +51,26 @@ def main(argv: list[str] | None = None) -> int:
         config.data = dataclasses.replace(config.data, paths=list(args.data))
     if args.seed is not None:
         config.training = dataclasses.replace(config.training, seed=args.seed)
+    config.training = dataclasses.replace(config.training, **speed_options(args))
     out = Path(args.out or Path("runs") / config.name)
-    source = f"files {config.data.paths}" if config.data.paths else f"the built-in data set '{config.data.dataset}'"
-    log.info("training '%s' on %s into %s", config.name, source, out)
-    trainer = Trainer(config, training_dataset(config), out, device=resolve_device(args.device),
-                      resume=args.resume, progress=not args.no_progress)
+    dist = init_distributed(resolve_device(args.device) if args.device else None, backend=args.backend)
     try:
-        summary = trainer.train(args.steps)
-    except TrainingDiverged as exc:
-        log.error("error: %s", exc)
-        return 3
-    log.info("done: step %d, loss %.4f, checkpoints in %s", summary["step"], summary["loss"], out)
-    return 0
+        if not dist.is_main:
+            logging.getLogger().setLevel(logging.WARNING)
+        source = f"files {config.data.paths}" if config.data.paths else f"the built-in data set '{config.data.dataset}'"
+        log.info("training '%s' on %s into %s%s", config.name, source, out,
+                 f" with {dist.world_size} processes ({dist.backend})" if dist.is_distributed else "")
+        trainer = Trainer(config, training_dataset(config), out, device=dist.device, resume=args.resume,
+                          progress=not args.no_progress, dist=dist)
+        try:
+            summary = trainer.train(args.steps)
+        except TrainingDiverged as exc:
+            log.error("error: %s", exc)
+            return 3
+        log.info("done: step %d, loss %.4f, checkpoints in %s", summary["step"], summary["loss"], out)
+        return 0
+    finally:
+        shutdown(dist)
 
 
 if __name__ == "__main__":
