@@ -82,8 +82,11 @@ def save_training_checkpoint(run_dir: str | os.PathLike, step: int, model: torch
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step_{step:08d}"
-    for stale in ckpt_root.glob(".tmp_step_*"):  # left by a process killed while saving (one writer per run)
+    # temporaries left by a process killed while saving (there is one writer per run folder)
+    for stale in ckpt_root.glob(".tmp_step_*"):
         shutil.rmtree(stale, ignore_errors=True)
+    for stale in run_dir.glob(".latest.tmp*"):
+        stale.unlink(missing_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp_step_", dir=ckpt_root))
     try:
         tensors = {f"model.{k}": v for k, v in _contiguous(model.state_dict()).items()}
