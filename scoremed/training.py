@@ -207,7 +207,7 @@ class Trainer:
         self.step = int(read_json(ckpt / "metadata.json")["step"])
         before = int(state.get("world_size", 1))
         log.info("resumed from %s at step %d%s", ckpt, self.step,
-                 f" (written by {before} processes, now {self.dist.world_size})"
+                 f" (checkpoint of a {before}-process run, now {self.dist.world_size} processes)"
                  if before != self.dist.world_size else "")
 
     # -- the loop ----------------------------------------------------------------------
