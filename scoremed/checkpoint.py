@@ -101,7 +101,7 @@ def save_training_checkpoint(run_dir: str | os.PathLike, step: int, model: torch
                 os.fsync(fh.fileno())
         _fsync_dir(tmp)
         if final.exists():
-            shutil.rmtree(final)
+            _discard(final)
         os.replace(tmp, final)
         _fsync_dir(ckpt_root)
     finally:
@@ -109,8 +109,16 @@ def save_training_checkpoint(run_dir: str | os.PathLike, step: int, model: torch
             shutil.rmtree(tmp, ignore_errors=True)
     atomic_write_text(run_dir / "latest", final.name + "\n")
     for old in sorted(ckpt_root.glob("step_*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        _discard(old)
     return final
+
+
+def _discard(folder: Path) -> None:
+    """Delete a checkpoint folder so that no half-deleted ``step_*`` folder is ever visible:
+    rename it to a temporary name first (atomic), then delete it."""
+    hidden = Path(tempfile.mkdtemp(prefix=".tmp_step_old_", dir=folder.parent))
+    os.replace(folder, hidden / folder.name)
+    shutil.rmtree(hidden, ignore_errors=True)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
