@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,11 +111,55 @@ def _build(cls, values: Any, where: str):
             raise InputError(f"config: unknown key {where + '.' if where else ''}{key}{suggestion}; "
                              f"known keys: {sorted(fields)}")
         sub = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
+        name = f"{where}.{key}" if where else key
         if sub is not None and dataclasses.is_dataclass(sub):
-            kwargs[key] = _build(sub, value, f"{where}.{key}" if where else key)
+            kwargs[key] = _build(sub, value, name)
         else:
-            kwargs[key] = value
+            kwargs[key] = _check_value(name, value, sub() if sub is not None else fields[key].default)
     return cls(**kwargs)
+
+
+#: numeric fields that must be > 0, >= 0, or in [0, 1)
+_POSITIVE = {"data.image_size", "data.channels", "sde.sigma_min", "sde.sigma_max", "sde.beta_max", "sde.N",
+             "model.channels", "model.num_res_blocks", "model.num_head_channels", "model.norm_num_groups", "model.sigma_data",
+             "training.steps", "training.batch_size", "training.lr", "training.eps", "training.checkpoint_every",
+             "training.keep_checkpoints", "training.log_every"}
+_NON_NEGATIVE = {"data.num_workers", "sde.beta_min", "training.warmup", "training.grad_clip",
+                 "training.seed"}
+_UNIT = {"training.ema_decay"}
+#: item type of list fields whose default is empty
+_LIST_ITEMS = {"data.paths": ""}
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _check_value(name: str, value: Any, default: Any) -> Any:
+    """``value`` with the type of ``default`` (ints accepted for floats) and in the field's range."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise InputError(f"config: {name} expected {_type_name(default)}, got {value!r}")
+    if isinstance(default, list) and (default or name in _LIST_ITEMS):
+        item = default[0] if default else _LIST_ITEMS[name]
+        value = [_check_value(f"{name}[{i}]", v, item) for i, v in enumerate(value)]
+    base = name.split("[")[0]
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return value
+    if base in _POSITIVE and value <= 0 or base in _NON_NEGATIVE and value < 0 \
+            or base in _UNIT and not 0 <= value < 1:
+        rule = "> 0" if base in _POSITIVE else ">= 0" if base in _NON_NEGATIVE else "in [0, 1)"
+        raise InputError(f"config: {name} expected a value {rule}, got {value!r}")
+    return value
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:
@@ -128,6 +173,8 @@ def load_config(path: str | os.PathLike) -> Config:
         raise InputError(f"config: file not found: {path}")
     try:
         values = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         raise InputError(f"config: {path} is not valid YAML: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"config: cannot read {path}: {exc}") from None
     return config_from_dict(values)
