@@ -42,6 +42,8 @@ def check_tensor(t: object, name: str, shape: Shape, domain: str, what: str) -> 
         raise InputError(f"{name}: expected {expected}, got {describe(t)}")
     if t.device.type == "meta":
         raise InputError(f"{name}: expected a tensor with data (cpu or cuda), got a meta tensor")
+    if t.numel() == 0:
+        raise InputError(f"{name}: expected a non-empty {what} (B >= 1, C >= 1), got {describe(t)}")
     return t
 
 
@@ -82,6 +84,8 @@ class LinearOperator(nn.Module):
     measurement_name: str = "measurement"
     complex_measurement: bool = False
     complex_images: bool = False
+    #: True for FFT-based operators: torch.fft has no float16 / bfloat16 kernels on the CPU
+    needs_full_precision: bool = False
 
     @property
     def image_shape(self) -> Shape:
@@ -117,6 +121,10 @@ class LinearOperator(nn.Module):
         return self._check_device(check_tensor(y, name, self.measurement_shape, domain, self.measurement_name), name)
 
     def _check_device(self, t: torch.Tensor, name: str) -> torch.Tensor:
+        """Precision and device of a tensor that passed :func:`check_tensor`."""
+        if self.needs_full_precision and t.dtype in (torch.float16, torch.bfloat16, torch.complex32):
+            raise InputError(f"{name}: expected float32/float64 (or complex64/complex128) for this FFT-based "
+                             f"operator, got {describe(t)}; convert with .float()")
         buffer = next(self.buffers(), None)
         if buffer is not None and buffer.device != t.device:
             raise InputError(f"{name}: expected a tensor on the operator's device {buffer.device}, got one on "

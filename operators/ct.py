@@ -48,6 +48,7 @@ class CT(DecomposableOperator):
 
     kind = "ct"
     measurement_name = "sinogram"
+    needs_full_precision = True   # filtered back-projection uses torch.fft
 
     def __init__(self, image_size: int, angles, n_detectors: int | None = None, full_angles=None):
         super().__init__()
@@ -160,7 +161,7 @@ class CT(DecomposableOperator):
     def inverse_transform(self, k: torch.Tensor, window: str = "ramp") -> torch.Tensor:
         """Full-view FBP: (B, C, n_full, n_detectors) -> (B, C, n, n), zero outside the disc."""
         shape = (None, len(self.full_angles), self.n_detectors)
-        k = check_tensor(k, "k", shape, "real", "full-view sinogram")
+        k = self._check_device(check_tensor(k, "k", shape, "real", "full-view sinogram"), "k")
         self._check_window(window)
         return self._fbp(k, len(self.full_angles), window)
 

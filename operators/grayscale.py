@@ -55,7 +55,7 @@ class Grayscale(DecomposableOperator):
         return self._apply_matrix(self.matrix, self.check_image(x))
 
     def inverse_transform(self, k: torch.Tensor) -> torch.Tensor:
-        k = check_tensor(k, "k", self.image_shape, "real", "colour-transformed image")
+        k = self._check_device(check_tensor(k, "k", self.image_shape, "real", "colour-transformed image"), "k")
         return self._apply_matrix(self.matrix.T, k)
 
     def embed(self, y: torch.Tensor) -> torch.Tensor:

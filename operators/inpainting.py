@@ -52,7 +52,7 @@ class Inpainting(DecomposableOperator):
         return self.check_image(x)
 
     def inverse_transform(self, k: torch.Tensor) -> torch.Tensor:
-        return check_tensor(k, "k", self.image_shape, "real", "image")
+        return self._check_device(check_tensor(k, "k", self.image_shape, "real", "image"), "k")
 
     def embed(self, y: torch.Tensor) -> torch.Tensor:
         return self._masked(self._check_measurement_layout(y))

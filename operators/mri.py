@@ -41,6 +41,7 @@ class MRI(DecomposableOperator):
     kind = "mri"
     measurement_name = "k-space"
     complex_measurement = True
+    needs_full_precision = True
 
     def __init__(self, mask: torch.Tensor, complex_images: bool = False):
         super().__init__()

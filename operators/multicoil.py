@@ -58,6 +58,7 @@ class MultiCoilMRI(LinearOperator):
     kind = "mri-multicoil"
     measurement_name = "k-space"
     complex_measurement = True
+    needs_full_precision = True
 
     def __init__(self, mask: torch.Tensor, sensitivity_maps: torch.Tensor, complex_images: bool = False):
         super().__init__()
