@@ -105,6 +105,8 @@ def _build(cls, values: Any, where: str):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in values.items():
+        if not isinstance(key, str):
+            raise InputError(f"config: keys of {where or 'the config'} must be names, got {key!r}")
         if key not in fields:
             hint = difflib.get_close_matches(key, fields, n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
