@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -102,9 +101,10 @@ def read_reference_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"checkpoint: file {str(path)!r} does not exist")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - on garbage the weights-only unpickler raises struct.error, IndexError, ...
+        reason = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"checkpoint: {path} cannot be read with torch.load(weights_only=True) — not a "
-                         f"score_sde_pytorch checkpoint or not pickle-free ({str(exc).splitlines()[0]})") from None
+                         f"score_sde_pytorch checkpoint or not pickle-free ({reason})") from None
     if isinstance(ckpt, dict) and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         ckpt = {"model": ckpt}
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
