@@ -192,7 +192,7 @@ BAD_SOLVE_ARGS = [
     ({"y": "nan"}, "y: expected finite values"),
     ({"y": "inf"}, "y: expected finite values"),
     ({"y": "shape"}, "y: expected real measurement of shape"),
-    ({"y": "empty"}, "y: expected at least one measurement"),
+    ({"y": "empty"}, "y: expected a non-empty"),
     ({"y": "numpy"}, "y: expected a torch.Tensor"),
     ({"y": "meta"}, "y: expected a tensor with data"),
     ({"operator": None}, "operator: expected a scoremed operator"),
