@@ -2,6 +2,14 @@
 
 With no input it simulates the measurement from the shipped test image of the task's
 default prior and prints PSNR / SSIM / time for the direct, classical and scoremed results.
+
+Volumes: ``--input vol.nii.gz`` or ``--input dicom_folder/`` reconstructs every slice (along
+RAS axis ``--slice-axis``, in batches of ``--batch-size``) from measurements simulated at the
+prior's resolution and writes ``reconstruction.nii.gz`` with the input's shape, affine and
+intensity units (``--dicom-out`` adds a derived DICOM series). Measured k-space:
+``--kspace file.h5`` (fastMRI single- or multi-coil; brought to the prior's grid by a
+central k-space crop, see :mod:`scoremed.io.kspace`) or ``--kspace file.npy``.
+Nothing is written unless every slice was reconstructed.
 """
 from __future__ import annotations
 
@@ -16,8 +24,11 @@ import torch
 from scoremed.checkpoint import load_prior
 from scoremed.cli.common import resolve_device, run_cli
 from scoremed.errors import InputError
+from scoremed.io.kspace import is_hdf5
+from scoremed.io.volumes import is_volume_input
 from scoremed.io.images import load_image, save_nifti_slice, save_png
-from scoremed.io_atomic import atomic_write_text
+from scoremed.io.slices import INTENSITY_MODES
+from scoremed.io_atomic import atomic_write, atomic_write_text
 from scoremed.reconstruction import (DEFAULT_PRIOR_FOR_OP, OPS, OperatorOptions, make_operator, metrics_table,
                                      run_comparison, save_figure)
 from scoremed.solve import METHODS
@@ -37,8 +48,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument_group("inpainting").add_argument("--mask-kind", default="box", help="box | random | half")
     src = p.add_argument_group("input (default: the shipped test image of the task)")
     src.add_argument("--input", help="image to simulate the measurement from (PNG/JPG/TIFF, .npy, NIfTI, DICOM)")
-    src.add_argument("--kspace", help="measured k-space (.npy complex (H, W) or (C, H, W), zeros where unsampled)")
+    src.add_argument("--kspace", help="measured k-space: fastMRI HDF5 (.h5: 'kspace' (slices, H, W) single-coil or "
+                                      "(slices, coils, H, W) multi-coil) or .npy complex (H, W) / (C, H, W) on the "
+                                      "prior's grid; zeros where unsampled")
+    src.add_argument("--kspace-mask", help="sampling mask .npy ((W,), (1, W) or (H, W)) of --kspace (default: the "
+                                           "file's 'mask' dataset, else its non-zero locations)")
     src.add_argument("--sinogram", help="measured sinogram (.npy (n_views, n_detectors)) at --views evenly spaced angles")
+    v = p.add_argument_group("volumes (NIfTI, DICOM series folder or file)")
+    v.add_argument("--volume-index", type=int, help="volume of a 4D NIfTI image to reconstruct (0-based)")
+    v.add_argument("--slice-axis", type=int, default=2, help="RAS axis to slice along: 0 sagittal, 1 coronal, "
+                                                             "2 axial (default 2)")
+    v.add_argument("--intensity", default="percentile", help=f"{' | '.join(INTENSITY_MODES)}: scaling to the "
+                   "prior's [0, 1] (percentile: the volume's 0.5-99.5th percentiles; ct: --ct-window in HU)")
+    v.add_argument("--ct-window", type=float, nargs=2, default=[-1000.0, 1000.0], metavar=("LOW", "HIGH"),
+                   help="HU window mapped to [0, 1] with --intensity ct (default -1000 1000)")
+    v.add_argument("--batch-size", type=int, default=8, help="slices reconstructed together (default 8)")
+    v.add_argument("--dicom-out", nargs="?", const="", default=None, metavar="DIR",
+                   help="also write a derived DICOM series (default folder: <out>/dicom)")
     s = p.add_argument_group("solver")
     s.add_argument("--prior", help="shipped prior name, .safetensors checkpoint or training run folder")
     s.add_argument("--method", default="consistency", help=f"{', '.join(METHODS)} (default consistency)")
@@ -60,9 +86,11 @@ def _load_npy(path: str, argument: str) -> np.ndarray:
         raise InputError(f"{argument}: cannot read {path} as .npy: {exc}") from None
 
 
-def measured_kspace(path: str, operator_mask: torch.Tensor | None, size: tuple[int, int]):
-    """(y (1, C, H, W) complex64, sampling mask (H, W)) from a k-space .npy file, scaled so the
-    zero-filled image peaks near 1; also returns that scale."""
+def measured_kspace(path: str, mask_path: str | None, size: tuple[int, int]):
+    """(y (1, C, H, W) complex64, MRI operator, scale) from a k-space .npy file on the prior's grid,
+    scaled so the zero-filled image's 99.5th percentile is 1. The mask is ``mask_path`` (.npy)
+    or the non-zero locations."""
+    from scoremed.io.kspace import _check_mask, _read_mask
     from scoremed.operators import MRI
 
     k = _load_npy(path, "--kspace")
@@ -74,7 +102,11 @@ def measured_kspace(path: str, operator_mask: torch.Tensor | None, size: tuple[i
                          f"got {k.shape}")
     if not np.isfinite(k).all():
         raise InputError("--kspace: contains NaN or Inf")
-    mask = torch.from_numpy((np.abs(k) > 0).any(axis=0).astype(np.float32))
+    if mask_path:
+        mask = _check_mask(_read_mask(mask_path), size, "--kspace-mask").expand(*size).contiguous()
+        k = k * mask.numpy()
+    else:
+        mask = torch.from_numpy((np.abs(k) > 0).any(axis=0).astype(np.float32))
     y = torch.from_numpy(k.astype(np.complex64))[None]
     operator = MRI(mask)
     scale = float(torch.quantile(operator.pseudo_inverse(y).abs().flatten(), 0.995).clamp_min(1e-12))
@@ -103,17 +135,42 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError("--input, --kspace, --sinogram: give at most one")
     if args.samples < 1:
         raise InputError(f"--samples: expected a positive integer, got {args.samples}")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size: expected a positive integer, got {args.batch_size}")
+    if args.kspace_mask and not args.kspace:
+        raise InputError("--kspace-mask: only together with --kspace")
+    out = Path(args.out or Path("outputs") / args.op)
+    dicom_out = None if args.dicom_out is None else Path(args.dicom_out or out / "dicom")
+    if dicom_out is not None:
+        check_dicom_out(dicom_out)
     device = resolve_device(args.device)
     prior_name = args.prior or DEFAULT_PRIOR_FOR_OP[args.op]
     prior = load_prior(prior_name, device=device)
     channels, size = prior.image_shape[0], tuple(prior.image_shape[-2:])
     options = OperatorOptions(accel=args.accel, center_fraction=args.center_fraction, mask=args.mask,
                               views=args.views, mask_kind=args.mask_kind, seed=args.seed)
+    solve_options = dict(method=args.method, steps=args.steps, snr=args.snr, lam=args.lam, device=device)
+    if args.kspace and is_hdf5(args.kspace) or (args.input and channels == 1 and is_volume_input(args.input)):
+        from scoremed.io import volume_jobs as job
+
+        if args.kspace:
+            if args.op != "mri":
+                raise InputError(f"--kspace: only with --op mri, got --op {args.op}")
+            result = job.reconstruct_kspace_file(args, prior, options, solve_options)
+        else:
+            result = job.reconstruct_volume(args, prior, options, solve_options)
+        print(metrics_table(result.stack.results))
+        result.write(out, dicom_out)
+        return 0
+    if dicom_out is not None:
+        raise InputError("--dicom-out: only for volume input (NIfTI, DICOM) or HDF5 k-space")
+    if args.volume_index is not None:
+        raise InputError("--volume-index: only for 4D NIfTI input")
     truth, scale = None, 1.0
     if args.kspace:
         if args.op != "mri":
             raise InputError(f"--kspace: only with --op mri, got --op {args.op}")
-        y, operator, scale = measured_kspace(args.kspace, None, size)
+        y, operator, scale = measured_kspace(args.kspace, args.kspace_mask, size)
     elif args.sinogram:
         if args.op != "ct":
             raise InputError(f"--sinogram: only with --op ct, got --op {args.op}")
@@ -138,8 +195,14 @@ def main(argv: list[str] | None = None) -> int:
                                   n_samples=args.samples, method=args.method, steps=args.steps, snr=args.snr,
                                   lam=args.lam, seed=args.seed, device=device, progress=not args.no_progress)
     print(metrics_table(results))
-    write_outputs(Path(args.out or Path("outputs") / args.op), args.op, results, truth, std, scale)
+    write_outputs(out, args.op, results, truth, std, scale)
     return 0
+
+
+def check_dicom_out(folder: Path) -> None:
+    """Refuse an existing non-empty folder before any work (a series must not mix with others)."""
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise InputError(f"--dicom-out: {folder} exists and is not an empty folder; choose a new folder")
 
 
 def write_outputs(out: Path, op: str, results, truth, std, scale: float) -> None:
@@ -151,7 +214,8 @@ def write_outputs(out: Path, op: str, results, truth, std, scale: float) -> None
         save_png(out / "reconstruction.png", image)
     save_figure(out / "figure.png", results, truth, std)
     if std is not None:
-        np.save(out / "std.npy", std[0].cpu().numpy())
+        std_array = std[0].cpu().numpy()
+        atomic_write(out / "std.npy", lambda p: np.save(p, std_array, allow_pickle=False), suffix=".npy")
     if truth is not None:
         metrics = {name: {**r.metrics, "seconds": r.seconds} for name, r in results.items()}
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))

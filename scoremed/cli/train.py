@@ -31,6 +31,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", default=None,
                    help="training files or folders (NIfTI, DICOM, HDF5, PNG/JPG/TIFF, .npy); "
                         "default: the config's built-in data set")
+    p.add_argument("--slice-axis", type=int, choices=(0, 1, 2), default=None,
+                   help="with --data: RAS axis volumes are sliced along (0 sagittal, 1 coronal, 2 axial; default: config)")
+    p.add_argument("--intensity", choices=("percentile", "ct"), default=None,
+                   help="with --data: percentile (0.5-99.5 %% to [0, 1]) or ct (--ct-window HU to [0, 1]; default: config)")
+    p.add_argument("--ct-window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="with --data --intensity ct: HU window (default: config, -1000 1000)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<config name>)")
     p.add_argument("--steps", type=int, default=None, help="total training steps (default: config)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
@@ -49,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(find_config(args.config))
     if args.data:
         config.data = dataclasses.replace(config.data, paths=list(args.data))
+    data_options = {"slice_axis": args.slice_axis, "intensity": args.intensity,
+                    "ct_window": list(args.ct_window) if args.ct_window else None}
+    config.data = dataclasses.replace(config.data, **{k: v for k, v in data_options.items() if v is not None})
     if args.seed is not None:
         config.training = dataclasses.replace(config.training, seed=args.seed)
     config.training = dataclasses.replace(config.training, **speed_options(args))
