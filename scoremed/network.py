@@ -159,9 +159,13 @@ class FastScore(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.ndim in (4, 5):
             x = x.contiguous(memory_format=memory_format(x.ndim))
+        graphs = self.compile_mode == "reduce-overhead"
+        if graphs:   # a new CUDA-graph replay; its static output buffer is copied below before the next one
+            torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             out = self._run(x, t)
-        return out.float().contiguous()
+        out = out.float().contiguous()
+        return out.clone() if graphs else out
 
 
 def fast_score(score_fn, device: torch.device | str, precision: str | None = "fp32", channels_last: bool = False,

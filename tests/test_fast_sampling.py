@@ -174,3 +174,18 @@ def test_training_speed_flags_on_the_cpu(tmp_path):
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "checkpoints" / "step_00000002").is_dir()
+
+
+def test_fast_settings_can_be_stored_with_the_prior():
+    """A config's `solve:` section (stored as the prior's solve_defaults) switches the fast sampler on."""
+    prior, _, _, x = gaussian_case(scoremed.VESDE(sigma_max=5.0))
+    counting = Counting(prior.score_fn)
+    stored = scoremed.ScorePrior(prior.sde, counting, prior.image_shape, solve_defaults={
+        "consistency": {"start": "direct", "t_start": 0.4, "steps": 6, "predictor": "dpm2m", "corrector": "none",
+                        "precision": "fp32"}})
+    operator = Inpainting(random_pixel_mask((H, H), missing_fraction=0.5, seed=2))
+    scoremed.solve(operator(x), operator, prior=stored, seed=0, progress=False)
+    assert counting.calls == 6
+    counting.calls = 0
+    scoremed.solve(operator(x), operator, prior=stored, seed=0, progress=False, start="noise", steps=4)
+    assert counting.calls == 4
