@@ -90,6 +90,7 @@ def test_sigkill_at_random_moments_then_resume_reaches_the_uninterrupted_weights
 
     assert_run_intact(killed_dir)
     assert not list((killed_dir / "checkpoints").glob(".tmp_*"))
+    print("SIGKILL log:", "; ".join(log))
     a = load_file(str(latest_checkpoint(straight_dir) / "weights.safetensors"))
     b = load_file(str(latest_checkpoint(killed_dir) / "weights.safetensors"))
     assert latest_checkpoint(killed_dir).name == f"step_{STEPS:08d}" and a.keys() == b.keys()
