@@ -98,6 +98,55 @@ def test_sigkill_at_random_moments_then_resume_reaches_the_uninterrupted_weights
         torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-6, msg=lambda m: f"{key}: {m} ({log})")
 
 
+SAVER = """
+import sys, torch
+from scoremed.checkpoint import save_training_checkpoint
+run, step = sys.argv[1], int(sys.argv[2])
+net, ema = torch.nn.Linear(64, 64), torch.nn.Linear(64, 64)
+print("ready", flush=True)
+while True:
+    step += 1
+    with torch.no_grad():
+        net.weight.fill_(step)
+        ema.weight.fill_(-step)
+    save_training_checkpoint(run, step, net, ema, {"format_version": 1}, {"step": torch.tensor(step)}, keep=2)
+"""
+
+
+def check_saved_run(run: Path) -> int:
+    """Every visible checkpoint is complete and self-consistent; returns the latest step."""
+    from scoremed.checkpoint import file_sha256, read_json, read_training_state
+
+    for folder in (run / "checkpoints").glob("step_*"):
+        step = int(folder.name.removeprefix("step_"))
+        meta = read_json(folder / "metadata.json")
+        assert meta["step"] == step and file_sha256(folder / "weights.safetensors") == meta["weights_sha256"]
+        weights = load_file(str(folder / "weights.safetensors"))
+        assert bool((weights["model.weight"] == step).all()) and bool((weights["ema.weight"] == -step).all())
+        assert int(read_training_state(folder / "training_state.pt")["step"]) == step
+    return latest_step(run)
+
+
+def test_sigkill_while_saving_checkpoints_never_leaves_a_partial_one(tmp_path):
+    """A process that does nothing but save checkpoints is killed at random moments: most kills
+    land inside a save. Every visible checkpoint stays complete and consistent."""
+    rng, run, in_save, step = random.Random(), tmp_path / "run", 0, 0
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(run), str(step)], env=ENV,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+        time.sleep(rng.uniform(0.2, 0.8))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        in_save += bool(list((run / "checkpoints").glob(".tmp_*")) or list(run.glob(".latest.tmp*")))
+        step = check_saved_run(run)
+        assert step > 0
+    net = torch.nn.Linear(64, 64)
+    save_training_checkpoint(run, step + 1, net, net.__class__(64, 64), {}, {})   # the next save cleans up
+    assert not list((run / "checkpoints").glob(".tmp_*")) and not list(run.glob(".latest.tmp*"))
+    print(f"SIGKILL while saving: {in_save} of 3 kills left temporaries (landed inside a save)")
+
+
 def test_a_save_that_fails_half_way_keeps_the_previous_checkpoint(tmp_path, monkeypatch, smoke_prior):
     net, ema = smoke_prior.network, copy.deepcopy(smoke_prior.network)
     meta = {"format_version": 1}
