@@ -36,7 +36,7 @@ def make_operator(op: str, image_shape: tuple[int, ...], options: OperatorOption
     size = tuple(image_shape[-2:])
     if op == "mri":
         if options.mask == "poisson":
-            mask = ops.poisson_mask(size, options.accel, seed=options.seed)
+            mask = ops.poisson_mask(size, options.accel, calib=max(4, min(size) // 8), seed=options.seed)
         elif options.mask in ("random", "equispaced"):
             mask = ops.cartesian_mask(size, options.accel, center_fraction=options.center_fraction,
                                       kind=options.mask, seed=options.seed)

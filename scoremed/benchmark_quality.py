@@ -1,0 +1,116 @@
+"""The reconstruction-quality benchmark behind ``scripts/benchmark.py``.
+
+Every task simulates measurements of held-out test images (never used in training or
+tuning), then compares the direct reconstruction, the classical baseline and scoremed's
+methods at several numbers of score evaluations (NFE).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scoremed.baselines import CLASSICAL_NAMES, classical_reconstruction, image_metrics
+from scoremed.reconstruction import MethodResult, OperatorOptions, make_operator, save_figure
+from scoremed.report import markdown_table
+from scoremed.solve import sample_posterior
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    op: str
+    prior: str
+    options: OperatorOptions
+
+
+TASKS = [
+    Task("mri-4x", "mri", "mri-brain", OperatorOptions(accel=4, mask="random")),
+    Task("mri-8x", "mri", "mri-brain", OperatorOptions(accel=8, mask="random")),
+    Task("mri-8x-poisson", "mri", "mri-brain", OperatorOptions(accel=8, mask="poisson")),
+    Task("ct-23-views", "ct", "ct-phantom", OperatorOptions(views=23)),
+    Task("ct-12-views", "ct", "ct-phantom", OperatorOptions(views=12)),
+    Task("inpaint-box", "inpaint", "natural", OperatorOptions(mask_kind="box")),
+    Task("inpaint-random-70", "inpaint", "natural", OperatorOptions(mask_kind="random")),
+    Task("colorize", "colorize", "natural", OperatorOptions()),
+]
+
+
+def steps_for(method: str, nfe: int, prior) -> int:
+    """Predictor steps that spend ``nfe`` score evaluations (PC methods use one corrector step)."""
+    from scoremed.solve import settings_for
+
+    settings = settings_for(prior, method)
+    per_step = 1 + (settings.n_corrector_steps if settings.corrector != "none" else 0)
+    return max(1, nfe // per_step)
+
+
+def _score(truth: torch.Tensor, images: torch.Tensor) -> dict[str, np.ndarray]:
+    per = [image_metrics(t, r) for t, r in zip(truth, images)]
+    return {k: np.array([m[k] for m in per]) for k in ("psnr", "ssim")}
+
+
+def _row(task: str, method: str, nfe: object, scores: dict[str, np.ndarray], seconds: float) -> list[object]:
+    return [task, method, nfe, f"{scores['psnr'].mean():.2f} ± {scores['psnr'].std():.2f}",
+            f"{scores['ssim'].mean():.3f} ± {scores['ssim'].std():.3f}", f"{seconds:.2f}"]
+
+
+def run_task(task: Task, n_images: int, nfe_levels: list[int], methods: list[str], figure_dir: Path | None,
+             device=None, seed: int = 0, std_samples: int = 4) -> list[list[object]]:
+    """Rows (task, method, NFE, PSNR, SSIM, s/image) for one task; writes its figure."""
+    from scoremed.checkpoint import load_prior
+    from scoremed.datasets import get_dataset
+
+    prior = load_prior(task.prior, device=device)
+    test = get_dataset(task.prior, "test")
+    truth = torch.stack([test[i] for i in range(min(n_images, len(test)))]).to(prior.device)
+    operator = make_operator(task.op, prior.image_shape, task.options).to(prior.device)
+    y = operator(truth)
+    n = truth.shape[0]
+    rows, shown = [], {}
+    start = time.perf_counter()
+    direct = operator.pseudo_inverse(y)
+    rows.append(_row(task.name, "direct", 0, _score(truth, direct), (time.perf_counter() - start) / n))
+    shown["direct"] = MethodResult("direct", direct[:1], 0.0)
+    start = time.perf_counter()
+    classical = classical_reconstruction(y, operator)
+    rows.append(_row(task.name, CLASSICAL_NAMES[operator.kind], 0, _score(truth, classical),
+                     (time.perf_counter() - start) / n))
+    shown["classical"] = MethodResult(CLASSICAL_NAMES[operator.kind], classical[:1], 0.0)
+    best = None
+    for method in methods:
+        for nfe in nfe_levels:
+            start = time.perf_counter()
+            x_hat = sample_posterior(y, operator, 1, prior=prior, method=method, steps=steps_for(method, nfe, prior),
+                                     seed=seed, progress=False)[0]
+            seconds = (time.perf_counter() - start) / n
+            scores = _score(truth, x_hat)
+            rows.append(_row(task.name, f"scoremed {method}", nfe, scores, seconds))
+            if best is None or scores["psnr"].mean() > best[0]:
+                best = (scores["psnr"].mean(), method, nfe, x_hat)
+    if figure_dir is not None and best is not None:
+        _, method, nfe, x_hat = best
+        std = None
+        if std_samples > 1:
+            samples = sample_posterior(y[:1], operator, std_samples, prior=prior, method=method,
+                                       steps=steps_for(method, min(nfe, 200), prior), seed=seed + 1, progress=False)
+            std = samples.std(0)
+        metrics = image_metrics(truth[0], x_hat[0])
+        shown["scoremed"] = MethodResult(f"scoremed {method} ({nfe} NFE)", x_hat[:1], 0.0, metrics)
+        for key in ("direct", "classical"):
+            shown[key].metrics = image_metrics(truth[0], shown[key].image[0])
+        save_figure(figure_dir / f"{task.name}.png", shown, truth[:1], std)
+    return rows
+
+
+HEADER = ["task", "method", "NFE", "PSNR dB (mean ± std)", "SSIM (mean ± std)", "s / image"]
+
+
+def benchmark_markdown(rows: list[list[object]], n_images: int, note: str) -> str:
+    return (f"## Reconstruction quality (`scripts/benchmark.py`)\n\n{note}\n\n"
+            f"{n_images} held-out test images per task (64×64). NFE = score-network evaluations per image; "
+            "PC methods use one Langevin corrector step per predictor step.\n\n" + markdown_table(HEADER, rows)
+            + "\n\nFigures: `docs/figures/<task>.png` (truth | direct | classical | scoremed | |error| | std).")

@@ -1,0 +1,64 @@
+"""Search solve hyperparameters (snr, lam / zeta) on *validation* images and store the best
+as the prior's defaults (``solve_defaults`` in its JSON metadata)."""
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from scoremed.baselines import image_metrics
+from scoremed.checkpoint import SHIPPED_DIR, load_prior, read_json
+from scoremed.io_atomic import atomic_write_text
+from scoremed.reconstruction import OperatorOptions, make_operator
+from scoremed.solve import sample_posterior
+
+log = logging.getLogger("scoremed")
+
+#: the task each shipped prior is tuned on
+TUNING_TASK = {"mri-brain": ("mri", OperatorOptions(accel=4)), "ct-phantom": ("ct", OperatorOptions(views=23)),
+               "natural": ("inpaint", OperatorOptions(mask_kind="random"))}
+GRIDS = {
+    "consistency": {"snr": [0.08, 0.12, 0.16, 0.24], "lam": [0.5, 0.8, 1.0]},
+    "projection": {"snr": [0.08, 0.12, 0.16, 0.24]},
+    "dps": {"zeta": [0.3, 1.0, 3.0]},
+}
+
+
+def tune(prior_name: str, method: str, steps: int, n_images: int = 4, seed: int = 0) -> tuple[dict, list]:
+    """Grid-search ``GRIDS[method]`` on validation images; returns (best settings, all trials)."""
+    from scoremed.datasets import get_dataset
+
+    prior = load_prior(prior_name)
+    op_name, options = TUNING_TASK[prior_name]
+    val = get_dataset(prior_name, "val")
+    truth = torch.stack([val[i * (len(val) // n_images)] for i in range(n_images)])
+    operator = make_operator(op_name, prior.image_shape, options)
+    y = operator(truth)
+    grid = GRIDS[method]
+    trials = []
+    for values in itertools.product(*grid.values()):
+        params = dict(zip(grid, values))
+        x_hat = sample_posterior(y, operator, 1, prior=prior, method=method, steps=steps, seed=seed,
+                                 progress=False, **params)[0]
+        scores = [image_metrics(t, r) for t, r in zip(truth, x_hat)]
+        ssim = sum(s["ssim"] for s in scores) / len(scores)
+        psnr = sum(s["psnr"] for s in scores) / len(scores)
+        trials.append({**params, "ssim": ssim, "psnr": psnr})
+        log.info("%s %s %s: SSIM %.4f PSNR %.2f", prior_name, method, params, ssim, psnr)
+    best = max(trials, key=lambda trial: trial["ssim"])
+    settings = {k: best[k] for k in grid}
+    settings["steps"] = steps
+    return settings, trials
+
+
+def store_defaults(prior_name: str, method: str, settings: dict, trials: list, directory: Path = SHIPPED_DIR) -> Path:
+    """Write ``settings`` into the prior's JSON as ``solve_defaults[method]`` (with the trial log)."""
+    path = Path(directory) / f"{prior_name}.json"
+    meta = read_json(path)
+    meta.setdefault("solve_defaults", {})[method] = settings
+    meta.setdefault("tuning", {})[method] = {"images": "validation split", "objective": "mean SSIM", "trials": trials}
+    atomic_write_text(path, json.dumps(meta, indent=2))
+    return path

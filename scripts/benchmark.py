@@ -1,0 +1,45 @@
+#!/usr/bin/env python
+"""Reconstruction-quality benchmark: direct vs classical vs scoremed on held-out test images.
+
+Writes the table to docs/benchmarks.md (section "quality") and one figure per task to
+docs/figures/. ``--quick`` runs a few images at one NFE level in a few minutes.
+"""
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from scoremed.benchmark_quality import TASKS, benchmark_markdown, run_task, HEADER
+from scoremed.cli.common import run_cli
+from scoremed.report import markdown_table, write_report_section
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--quick", action="store_true", help="4 images, 200 NFE, consistency only")
+    p.add_argument("--images", type=int, default=20)
+    p.add_argument("--nfe", type=int, nargs="+", default=[100, 200, 500, 1000])
+    p.add_argument("--methods", nargs="+", default=["consistency", "projection", "dps"])
+    p.add_argument("--tasks", nargs="+", default=[t.name for t in TASKS])
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--note", default="", help="free text recorded above the table (machine, load)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.images, args.nfe, args.methods = 4, [200], ["consistency"]
+    figure_dir = Path("docs/figures")
+    rows, start = [], time.perf_counter()
+    for task in [t for t in TASKS if t.name in args.tasks]:
+        task_rows = run_task(task, args.images, args.nfe, args.methods, figure_dir, device=args.device)
+        print(markdown_table(HEADER, task_rows), flush=True)
+        rows += task_rows
+    note = (args.note + " " if args.note else "") + f"Total benchmark time {time.perf_counter() - start:.0f} s."
+    write_report_section("quality", benchmark_markdown(rows, args.images, note))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
