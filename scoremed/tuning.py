@@ -20,11 +20,19 @@ log = logging.getLogger("scoremed")
 #: the task each shipped prior is tuned on
 TUNING_TASK = {"mri-brain": ("mri", OperatorOptions(accel=4)), "ct-phantom": ("ct", OperatorOptions(views=23)),
                "natural": ("inpaint", OperatorOptions(mask_kind="random"))}
+#: searched values; t_start < T means start="direct" (the direct reconstruction perturbed to t_start)
 GRIDS = {
-    "consistency": {"snr": [0.08, 0.12, 0.16, 0.24], "lam": [0.5, 0.8, 1.0]},
-    "projection": {"snr": [0.08, 0.12, 0.16, 0.24]},
+    "consistency": {"snr": [0.16, 0.4, 0.7], "lam": [0.8, 1.0], "t_start": [1.0, 0.3]},
+    "projection": {"snr": [0.16, 0.4, 0.7], "t_start": [1.0, 0.3]},
     "dps": {"zeta": [0.3, 1.0, 3.0]},
 }
+
+
+def with_start(params: dict) -> dict:
+    """Add ``start`` to a grid point: "direct" when it starts below T."""
+    if "t_start" in params:
+        return {**params, "start": "direct" if params["t_start"] < 1.0 else "noise"}
+    return params
 
 
 def tune(prior_name: str, method: str, steps: int, n_images: int = 4, seed: int = 0) -> tuple[dict, list]:
@@ -40,7 +48,7 @@ def tune(prior_name: str, method: str, steps: int, n_images: int = 4, seed: int 
     grid = GRIDS[method]
     trials = []
     for values in itertools.product(*grid.values()):
-        params = dict(zip(grid, values))
+        params = with_start(dict(zip(grid, values)))
         x_hat = sample_posterior(y, operator, 1, prior=prior, method=method, steps=steps, seed=seed,
                                  progress=False, **params)[0]
         scores = [image_metrics(t, r) for t, r in zip(truth, x_hat)]
@@ -49,7 +57,7 @@ def tune(prior_name: str, method: str, steps: int, n_images: int = 4, seed: int 
         trials.append({**params, "ssim": ssim, "psnr": psnr})
         log.info("%s %s %s: SSIM %.4f PSNR %.2f", prior_name, method, params, ssim, psnr)
     best = max(trials, key=lambda trial: trial["ssim"])
-    settings = {k: best[k] for k in grid}
+    settings = with_start({k: best[k] for k in grid})
     settings["steps"] = steps
     return settings, trials
 

@@ -30,14 +30,17 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     if args.quick:
         args.images, args.nfe, args.methods = 4, [200], ["consistency"]
+    args.tasks = [t.name for t in TASKS if t.name in args.tasks]
     figure_dir = Path("docs/figures")
     rows, start = [], time.perf_counter()
     for task in [t for t in TASKS if t.name in args.tasks]:
         task_rows = run_task(task, args.images, args.nfe, args.methods, figure_dir, device=args.device)
         print(markdown_table(HEADER, task_rows), flush=True)
         rows += task_rows
-    note = (args.note + " " if args.note else "") + f"Total benchmark time {time.perf_counter() - start:.0f} s."
-    write_report_section("quality", benchmark_markdown(rows, args.images, note))
+        done = "complete" if task.name == args.tasks[-1] else f"partial: up to {task.name}"
+        note = (args.note + " " if args.note else "") + \
+            f"Benchmark time {time.perf_counter() - start:.0f} s ({done})."
+        write_report_section("quality", benchmark_markdown(rows, args.images, note))
     return 0
 
 

@@ -11,7 +11,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--prior", nargs="+", default=sorted(TUNING_TASK), help="shipped prior names")
     p.add_argument("--methods", nargs="+", default=sorted(GRIDS))
-    p.add_argument("--steps", type=int, default=250, help="predictor steps used for tuning and stored")
+    p.add_argument("--steps", type=int, default=100, help="predictor steps used for tuning and stored")
     p.add_argument("--images", type=int, default=4, help="validation images")
     args = p.parse_args(argv)
     for name in args.prior:
