@@ -94,10 +94,11 @@ def save_training_checkpoint(run_dir: str | os.PathLike, step: int, model: torch
         tensors = {f"model.{k}": v for k, v in _contiguous(model.state_dict()).items()}
         tensors.update({f"ema.{k}": v for k, v in _contiguous(ema.state_dict()).items()})
         save_file(tensors, str(tmp / "weights.safetensors"))
-        checksum = file_sha256(tmp / "weights.safetensors")
-        (tmp / "metadata.json").write_text(json.dumps({**metadata, "step": step, "weights_sha256": checksum},
-                                                      indent=2, default=str))
         torch.save(training_state, tmp / "training_state.pt")
+        checksums = {"weights_sha256": file_sha256(tmp / "weights.safetensors"),
+                     "training_state_sha256": file_sha256(tmp / "training_state.pt")}
+        (tmp / "metadata.json").write_text(json.dumps({**metadata, "step": step, **checksums},
+                                                      indent=2, default=str))
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -141,12 +142,16 @@ def _fsync_dir(path: Path) -> None:
 
 
 # --- reading ------------------------------------------------------------------------
-def read_training_state(path: str | os.PathLike, device=None) -> dict[str, Any]:
+def read_training_state(path: str | os.PathLike, device=None, sha256: str | None = None) -> dict[str, Any]:
     """Optimiser / RNG state of a training checkpoint, read with ``torch.load(weights_only=True)``.
 
     Only tensors and plain containers are accepted: a file crafted to run code when
-    unpickled is refused with InputError and runs nothing.
+    unpickled is refused with InputError and runs nothing. With ``sha256`` (the
+    ``training_state_sha256`` of the checkpoint's metadata) a corrupted file is refused too:
+    torch's zip reader does not notice flipped bytes inside tensor data.
     """
+    if sha256 is not None:
+        _check_sha256(Path(path), sha256)
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - on garbage the weights-only unpickler raises struct.error, IndexError, ...
@@ -179,17 +184,21 @@ def read_json(path: Path) -> dict[str, Any]:
     return meta
 
 
+def _check_sha256(path: Path, sha256: str) -> None:
+    try:
+        actual = file_sha256(path)
+    except OSError as exc:
+        raise InputError(f"checkpoint: cannot read {path}: {exc}") from None
+    if actual != sha256:
+        raise InputError(f"checkpoint: {path} does not match the sha256 recorded in its metadata "
+                         f"(weights_sha256 / training_state_sha256: expected {str(sha256)[:16]}..., got "
+                         f"{actual[:16]}...): the file is corrupted or belongs to another checkpoint")
+
+
 def read_safetensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file; with ``sha256``, refuse a file whose checksum differs."""
     if sha256 is not None:
-        try:
-            actual = file_sha256(path)
-        except OSError as exc:
-            raise InputError(f"checkpoint: cannot read {path}: {exc}") from None
-        if actual != sha256:
-            raise InputError(f"checkpoint: {path} does not match the weights_sha256 recorded in its metadata "
-                             f"(expected {sha256[:16]}..., got {actual[:16]}...): the file is corrupted or "
-                             "belongs to another checkpoint")
+        _check_sha256(path, sha256)
     try:
         return load_file(str(path))
     except (OSError, SafetensorError, ValueError) as exc:
