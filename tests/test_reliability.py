@@ -157,8 +157,22 @@ def test_a_flipped_bit_in_the_weights_is_caught_by_the_checksum(prior_pair):
     data = bytearray(prior_pair.read_bytes())
     data[-100] ^= 0x01                                   # inside the tensor data: still a valid file
     prior_pair.write_bytes(bytes(data))
-    with pytest.raises(InputError, match="does not match the weights_sha256"):
+    with pytest.raises(InputError, match="does not match the sha256 recorded in its metadata"):
         scoremed.load_prior(prior_pair)
+
+
+def test_a_flipped_byte_in_the_training_state_is_caught_by_its_checksum(tmp_path, smoke_run):
+    from scoremed.checkpoint import latest_checkpoint, read_json
+
+    ckpt = latest_checkpoint(smoke_run)
+    expected = read_json(ckpt / "metadata.json")["training_state_sha256"]
+    assert read_training_state(ckpt / "training_state.pt", sha256=expected)["step"] == 60
+    data = bytearray((ckpt / "training_state.pt").read_bytes())
+    data[len(data) // 2] ^= 0x01     # torch.load alone would not notice this
+    copy_path = tmp_path / "training_state.pt"
+    copy_path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="does not match the sha256"):
+        read_training_state(copy_path, sha256=expected)
 
 
 def test_load_prior_arguments(tmp_path, prior_pair):

@@ -123,7 +123,8 @@ def check_saved_run(run: Path) -> int:
         assert meta["step"] == step and file_sha256(folder / "weights.safetensors") == meta["weights_sha256"]
         weights = load_file(str(folder / "weights.safetensors"))
         assert bool((weights["model.weight"] == step).all()) and bool((weights["ema.weight"] == -step).all())
-        assert int(read_training_state(folder / "training_state.pt")["step"]) == step
+        state = read_training_state(folder / "training_state.pt", sha256=meta["training_state_sha256"])
+        assert int(state["step"]) == step
     return latest_step(run)
 
 
