@@ -26,7 +26,7 @@ from scoremed.checkpoint import latest_checkpoint, prior_metadata, read_json, re
 from scoremed.config import Config
 from scoremed.distributed import DistContext
 from scoremed.errors import InputError
-from scoremed.losses import dsm_loss
+from scoremed.losses import draw_dsm_noise, dsm_loss, dsm_loss_given_noise
 from scoremed.network import build_score_network, memory_format, resolve_compile, resolve_precision
 from scoremed.prior import ScorePrior
 from scoremed.sde import SDE, sde_from_config
@@ -103,23 +103,9 @@ def shard_noise(sde: SDE, shape: tuple[int, ...], eps: float, generator: torch.G
     the union over ranks equals the single-process draw.
     """
     local = shape[0]
-    total = local * world_size
-    t = torch.rand(total, generator=generator, device=device, dtype=dtype) * (sde.T - eps) + eps
-    z = torch.randn((total, *shape[1:]), generator=generator, device=device, dtype=dtype)
+    t, z = draw_dsm_noise(sde, (local * world_size, *shape[1:]), eps, generator, device, dtype)
     rows = slice(rank * local, (rank + 1) * local)
     return t[rows], z[rows]
-
-
-def dsm_loss_given_noise(score_fn, sde: SDE, x0: torch.Tensor, t: torch.Tensor, z: torch.Tensor,
-                         likelihood_weighting: bool = False) -> torch.Tensor:
-    """Per-example DSM loss (B,) of :func:`scoremed.losses.dsm_loss` for given t and z."""
-    mean, std = sde.marginal_prob(x0, t)
-    std_b = append_dims(std, x0.ndim)
-    score = score_fn(mean + std_b * z, t)
-    if likelihood_weighting:
-        g2 = sde.sde(torch.zeros_like(x0[:1]), t)[1] ** 2
-        return (score + z / std_b).pow(2).flatten(1).mean(1) * g2
-    return (score * std_b + z).pow(2).flatten(1).mean(1)
 
 
 class Trainer:
