@@ -24,6 +24,7 @@ def main(argv=None) -> int:
     p.add_argument("--tasks", nargs="+", default=[t.name for t in TASKS])
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--section", default="quality", help="report section name (lets parallel runs share the file)")
     p.add_argument("--note", default="", help="free text recorded above the table (machine, load)")
     args = p.parse_args(argv)
     if args.threads:
@@ -40,7 +41,7 @@ def main(argv=None) -> int:
         done = "complete" if task.name == args.tasks[-1] else f"partial: up to {task.name}"
         note = (args.note + " " if args.note else "") + \
             f"Benchmark time {time.perf_counter() - start:.0f} s ({done})."
-        write_report_section("quality", benchmark_markdown(rows, args.images, note))
+        write_report_section(args.section, benchmark_markdown(rows, args.images, note))
     return 0
 
 
