@@ -11,7 +11,7 @@ import torch
 
 from scoremed.errors import InputError
 from scoremed.prior import ScorePrior
-from scoremed.sampling import adaptive_options, ode_drift
+from scoremed.sampling import adaptive_options, check_prior, ode_drift
 from scoremed.utils import make_generator
 
 
@@ -40,6 +40,7 @@ def _divergence_fn(drift, exact: bool, noise: torch.Tensor | None):
 
 
 def _check_images(x: torch.Tensor, prior: ScorePrior) -> None:
+    check_prior(prior)
     if not isinstance(x, torch.Tensor) or x.ndim != len(prior.image_shape) + 1 \
             or tuple(x.shape[1:]) != prior.image_shape:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__

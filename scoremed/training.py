@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from scoremed.checkpoint import latest_checkpoint, prior_metadata, read_json, read_safetensors, save_training_checkpoint
+from scoremed.checkpoint import (latest_checkpoint, prior_metadata, read_json, read_safetensors, read_training_state,
+                                 save_training_checkpoint)
 from scoremed.config import Config
 from scoremed.distributed import DistContext
 from scoremed.errors import InputError
@@ -191,13 +192,14 @@ class Trainer:
         ckpt = latest_checkpoint(self.run_dir)
         if ckpt is None:
             raise InputError(f"--resume: no checkpoint found in {self.run_dir}")
-        tensors = read_safetensors(ckpt / "weights.safetensors")
+        meta = read_json(ckpt / "metadata.json")
+        tensors = read_safetensors(ckpt / "weights.safetensors", sha256=meta.get("weights_sha256"))
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.ema.module.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-        state = torch.load(ckpt / "training_state.pt", map_location=self.device, weights_only=True)
+        state = read_training_state(ckpt / "training_state.pt", self.device, sha256=meta.get("training_state_sha256"))
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"].cpu())
-        self.step = int(read_json(ckpt / "metadata.json")["step"])
+        self.step = int(meta["step"])
         before = int(state.get("world_size", 1))
         log.info("resumed from %s at step %d%s", ckpt, self.step,
                  f" (checkpoint of a {before}-process run, now {self.dist.world_size} processes)"

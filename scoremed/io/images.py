@@ -60,6 +60,8 @@ def load_image(path: str | os.PathLike, channels: int, size: tuple[int, int]) ->
     if not path.is_file():
         raise InputError(f"--input: file not found: {path}")
     array = np.squeeze(_read_array(path))
+    if array.size == 0:
+        raise InputError(f"--input: {path} holds an empty array of shape {array.shape}")
     if array.dtype.kind not in "biuf":
         raise InputError(f"--input: {path} holds {array.dtype} data, expected a real-valued image")
     if array.ndim == 3 and array.shape[-1] in (3, 4):
