@@ -10,6 +10,12 @@ intensity units (``--dicom-out`` adds a derived DICOM series). Measured k-space:
 ``--kspace file.h5`` (fastMRI single- or multi-coil; brought to the prior's grid by a
 central k-space crop, see :mod:`scoremed.io.kspace`) or ``--kspace file.npy``.
 Nothing is written unless every slice was reconstructed.
+
+Several processes: ``torchrun --nproc_per_node=P scripts/reconstruct.py --input vol.nii.gz ...``
+(or ``--kspace file.h5``) shares the batches of slices out over the P processes (each batch
+keeps its seed, ``--seed`` + its first slice) and gathers them in order, so the outputs are
+the same as those of one process; only rank 0 prints and writes. A single 2D image is not
+split: rank 0 reconstructs it and the other ranks exit.
 """
 from __future__ import annotations
 
@@ -22,7 +28,9 @@ import numpy as np
 import torch
 
 from scoremed.checkpoint import load_prior
+from scoremed.cli import speed
 from scoremed.cli.common import resolve_device, run_cli
+from scoremed.distributed import BACKENDS, init_distributed, shutdown
 from scoremed.errors import InputError
 from scoremed.io.kspace import is_hdf5
 from scoremed.io.volumes import is_volume_input
@@ -73,9 +81,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--lam", type=float, help="consistency weight in [0, 1]")
     s.add_argument("--samples", type=int, default=1, help="posterior samples; >1 adds a std map")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda if available)")
+    s.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda if available; under torchrun cuda:LOCAL_RANK)")
+    s.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="torch.distributed backend under torchrun: auto = nccl on CUDA, gloo on the CPU")
     p.add_argument("--out", default=None, help="output folder (default: outputs/<op>)")
     p.add_argument("--no-progress", action="store_true")
+    speed.add_sampler_arguments(p)
+    speed.add_speed_arguments(p)
     return p
 
 
@@ -143,22 +155,35 @@ def main(argv: list[str] | None = None) -> int:
     dicom_out = None if args.dicom_out is None else Path(args.dicom_out or out / "dicom")
     if dicom_out is not None:
         check_dicom_out(dicom_out)
-    device = resolve_device(args.device)
+    ctx = init_distributed(resolve_device(args.device) if args.device else None, backend=args.backend)
+    try:
+        if not ctx.is_main:
+            logging.getLogger().setLevel(logging.WARNING)
+        return _reconstruct(args, out, dicom_out, ctx)
+    finally:
+        shutdown(ctx)
+
+
+def _reconstruct(args, out: Path, dicom_out: Path | None, ctx) -> int:
+    device = ctx.device if ctx.is_distributed else resolve_device(args.device)
     prior_name = args.prior or DEFAULT_PRIOR_FOR_OP[args.op]
     prior = load_prior(prior_name, device=device)
     channels, size = prior.image_shape[0], tuple(prior.image_shape[-2:])
     options = OperatorOptions(accel=args.accel, center_fraction=args.center_fraction, mask=args.mask,
                               views=args.views, mask_kind=args.mask_kind, seed=args.seed)
-    solve_options = dict(method=args.method, steps=args.steps, snr=args.snr, lam=args.lam, device=device)
+    solve_options = dict(method=args.method, steps=args.steps, snr=args.snr, lam=args.lam, device=device,
+                         **speed.solve_options(args))
     if args.kspace and is_hdf5(args.kspace) or (args.input and channels == 1 and is_volume_input(args.input)):
         from scoremed.io import volume_jobs as job
 
         if args.kspace:
             if args.op != "mri":
                 raise InputError(f"--kspace: only with --op mri, got --op {args.op}")
-            result = job.reconstruct_kspace_file(args, prior, options, solve_options)
+            result = job.reconstruct_kspace_file(args, prior, options, solve_options, ctx=ctx)
         else:
-            result = job.reconstruct_volume(args, prior, options, solve_options)
+            result = job.reconstruct_volume(args, prior, options, solve_options, ctx=ctx)
+        if not ctx.is_main:
+            return 0
         print(metrics_table(result.stack.results))
         result.write(out, dicom_out)
         return 0
@@ -190,10 +215,14 @@ def main(argv: list[str] | None = None) -> int:
         operator = make_operator(args.op, prior.image_shape, options)
         y = operator(truth)
         log.info("simulated a %s measurement from %s", args.op, source)
+    if not ctx.is_main:
+        return 0
+    if ctx.is_distributed:
+        log.info("one image: nothing to share out over %d processes; rank 0 reconstructs it", ctx.world_size)
     log.info("prior '%s', method %s", prior.name, args.method)
     results, std = run_comparison(y.to(device), operator.to(device), prior, truth=truth.to(device) if truth is not None else None,
-                                  n_samples=args.samples, method=args.method, steps=args.steps, snr=args.snr,
-                                  lam=args.lam, seed=args.seed, device=device, progress=not args.no_progress)
+                                  n_samples=args.samples, seed=args.seed, progress=not args.no_progress,
+                                  **solve_options)
     print(metrics_table(results))
     write_outputs(out, args.op, results, truth, std, scale)
     return 0

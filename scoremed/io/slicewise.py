@@ -4,17 +4,26 @@ Used by ``reconstruct.py`` for volumes (NIfTI, DICOM) and multi-slice k-space (f
 Only one batch of measurements and sampler state is alive at a time, so memory is bounded
 by ``batch_size``, not by the number of slices; the results kept per slice are images at
 the prior's resolution.
+
+Under ``torchrun`` (a :class:`scoremed.distributed.DistContext` with several processes) the
+batches — fixed work units, batch ``b`` seeded with ``seed + start`` — are dealt out to the
+ranks in contiguous shares (:func:`scoremed.distributed.shard_range`), and the results are
+gathered back in the original order, so every rank ends with the same :class:`StackResult`
+as a single process computing all batches.
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Union
 
 import numpy as np
 import torch
 
 from scoremed.reconstruction import MethodResult, run_comparison
+
+log = logging.getLogger("scoremed")
 
 
 @dataclass
@@ -53,40 +62,103 @@ def stack_metrics(truth: torch.Tensor, estimate: torch.Tensor) -> tuple[dict, li
     return volume, [{"slice": i, **m} for i, m in enumerate(per_slice)]
 
 
-def run_stack(batches: Iterator[Batch], n_slices: int, prior, n_samples: int = 1, seed: int = 0,
+#: a batch, or a function building it (only the rank that runs the batch calls it)
+BatchSource = Union[Batch, Callable[[], Batch]]
+
+
+def _run_batch(batch: Batch, prior, n_samples: int, seed: int, solve_options: dict) -> dict:
+    """One batch on this process: CPU results as a picklable record.
+
+    The sampler gets seed ``seed + start``; numpy's global generator (which the classical
+    baseline draws from: sigpy's power iteration starts from a random vector) is seeded with
+    the same number for the batch and restored afterwards, so a batch gives the same result
+    whichever batches ran before it in the process.
+    """
+    state = np.random.get_state()
+    np.random.seed((seed + batch.start) % 2 ** 32)
+    try:
+        results, std = run_comparison(batch.y, batch.operator, prior, truth=None, n_samples=n_samples,
+                                      seed=seed + batch.start, progress=False, **solve_options)
+    finally:
+        np.random.set_state(state)
+    return {"start": batch.start,
+            "methods": {name: (r.label, r.image.detach().cpu().float(), r.seconds) for name, r in results.items()},
+            "std": None if std is None else std.detach().cpu(),
+            "truth": None if batch.truth is None else batch.truth.detach().cpu().float()}
+
+
+def run_stack(batches: Iterable[BatchSource], n_slices: int, prior, n_samples: int = 1, seed: int = 0,
               progress: bool = True, on_batch: Callable[[int, dict], None] | None = None,
-              **solve_options) -> StackResult:
+              ctx=None, **solve_options) -> StackResult:
     """Run :func:`scoremed.reconstruction.run_comparison` on every batch and gather the slices.
 
+    ``batches`` yields :class:`Batch` objects or zero-argument functions building them (so
+    that, with several processes, a rank builds only the measurements of its own batches).
     ``on_batch(start, {method: images (B, C, S, S) on the CPU})`` lets the caller consume
-    results batch by batch (e.g. resample into the output volume). Batch ``b`` uses seed
-    ``seed + start``, so results do not depend on the order in which batches run.
+    results batch by batch, in slice order (e.g. resample into the output volume). Batch
+    ``b`` uses seed ``seed + start``, so results do not depend on the order in which batches
+    run, nor on which process runs them.
+
+    ``ctx``: a :class:`scoremed.distributed.DistContext`; with several processes each rank
+    runs its contiguous share of the batches, the records are gathered (every rank gets all
+    of them, in order) and the returned :class:`StackResult` is the same on every rank.
+    ``seconds`` are summed over all batches, whichever process ran them (compute time, not
+    wall-clock time).
     """
     from tqdm.auto import tqdm
 
+    distributed = ctx is not None and ctx.is_distributed
     images: dict[str, list[torch.Tensor]] = {}
     labels, seconds = {}, {}
     stds, truths = [], []
-    bar = tqdm(total=n_slices, desc="slices", unit="slice", disable=not progress)
-    try:
-        for batch in batches:
-            results, std = run_comparison(batch.y, batch.operator, prior, truth=None, n_samples=n_samples,
-                                          seed=seed + batch.start, progress=False, **solve_options)
-            cpu = {}
-            for name, r in results.items():
-                cpu[name] = r.image.detach().cpu().float()
-                images.setdefault(name, []).append(cpu[name])
-                labels[name] = r.label
-                seconds[name] = seconds.get(name, 0.0) + r.seconds
-            if std is not None:
-                stds.append(std.detach().cpu())
-            if batch.truth is not None:
-                truths.append(batch.truth.detach().cpu().float())
-            if on_batch is not None:
-                on_batch(batch.start, cpu)
-            bar.update(batch.y.shape[0])
-    finally:
-        bar.close()
+
+    def consume(record: dict) -> None:
+        cpu = {}
+        for name, (label, image, secs) in record["methods"].items():
+            cpu[name] = image
+            images.setdefault(name, []).append(image)
+            labels[name] = label
+            seconds[name] = seconds.get(name, 0.0) + secs
+        if record["std"] is not None:
+            stds.append(record["std"])
+        if record["truth"] is not None:
+            truths.append(record["truth"])
+        if on_batch is not None:
+            on_batch(record["start"], cpu)
+
+    if distributed:
+        from scoremed.distributed import shard_range
+
+        sources = list(batches)
+        shares = [shard_range(len(sources), rank, ctx.world_size) for rank in range(ctx.world_size)]
+        mine = shares[ctx.rank]
+        if ctx.is_main:
+            log.info("%d batch(es) of slices shared over %d processes: %s", len(sources), ctx.world_size,
+                     ", ".join(f"rank {r}: " + (f"batches {s.start}-{s.stop - 1}" if len(s) > 1 else
+                                                f"batch {s.start}" if len(s) else "none")
+                               for r, s in enumerate(shares)))
+        records = []
+        bar = tqdm(total=None, desc=f"slices (rank {ctx.rank} of {ctx.world_size})", unit="slice",
+                   disable=not (progress and ctx.is_main))
+        try:
+            for k in mine:
+                batch = sources[k]() if callable(sources[k]) else sources[k]
+                records.append(_run_batch(batch, prior, n_samples, seed, solve_options))
+                bar.update(batch.y.shape[0])
+        finally:
+            bar.close()
+        for part in ctx.all_gather_objects(records):   # rank order = batch order (contiguous shares)
+            for record in part:
+                consume(record)
+    else:
+        bar = tqdm(total=n_slices, desc="slices", unit="slice", disable=not progress)
+        try:
+            for source in batches:
+                batch = source() if callable(source) else source
+                consume(_run_batch(batch, prior, n_samples, seed, solve_options))
+                bar.update(batch.y.shape[0])
+        finally:
+            bar.close()
     results = {name: MethodResult(labels[name], torch.cat(parts), seconds[name]) for name, parts in images.items()}
     truth = torch.cat(truths) if truths and len(truths) == len(images["scoremed"]) else None
     per_slice = {}

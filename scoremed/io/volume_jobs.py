@@ -3,9 +3,15 @@ batches, resample back to the input's grid and units, and write NIfTI (and optio
 
 All outputs are assembled in memory first (:class:`VolumeOutputs`) and written only after
 every slice has been reconstructed, each file atomically; an error anywhere writes nothing.
+
+Both jobs take ``ctx`` (a :class:`scoremed.distributed.DistContext`): under ``torchrun`` the
+batches of slices are shared out over the processes and gathered back in order
+(:func:`scoremed.io.slicewise.run_stack`); every rank returns the same :class:`VolumeOutputs`,
+and the caller lets rank 0 alone write them.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -70,7 +76,7 @@ def _check_single_channel(prior, what: str) -> int:
     return int(prior.image_shape[-1])
 
 
-def reconstruct_volume(args, prior, options, solve_options: dict) -> VolumeOutputs:
+def reconstruct_volume(args, prior, options, solve_options: dict, ctx=None) -> VolumeOutputs:
     """``--input`` NIfTI / DICOM: every slice from a measurement simulated at the prior's resolution."""
     size = _check_single_channel(prior, "volumes")
     volume = load_volume(args.input, args.volume_index)
@@ -85,11 +91,12 @@ def reconstruct_volume(args, prior, options, solve_options: dict) -> VolumeOutpu
     operator = make_operator(args.op, prior.image_shape, options).to(device)
     batch_size = int(args.batch_size)
 
-    def batches():
-        for start in range(0, n, batch_size):
-            chunk = torch.from_numpy(window.normalise(slices[start:start + batch_size]))[:, None]
-            truth = fit_to_size(chunk, size).clamp_(0, 1)
-            yield Batch(start, operator(truth.to(device)), operator, truth)
+    def make_batch(start: int) -> Batch:
+        chunk = torch.from_numpy(window.normalise(slices[start:start + batch_size]))[:, None]
+        truth = fit_to_size(chunk, size).clamp_(0, 1)
+        return Batch(start, operator(truth.to(device)), operator, truth)
+
+    batches = [functools.partial(make_batch, start) for start in range(0, n, batch_size)]
 
     recon = np.empty((n, rows, cols), dtype=np.float32)
 
@@ -97,8 +104,8 @@ def reconstruct_volume(args, prior, options, solve_options: dict) -> VolumeOutpu
         native = restore_size(images["scoremed"].clamp(0, 1), (rows, cols))[:, 0].numpy()
         recon[start:start + native.shape[0]] = window.restore(native)
 
-    stack = run_stack(batches(), n, prior, n_samples=args.samples, seed=args.seed, progress=not args.no_progress,
-                      on_batch=on_batch, **solve_options)
+    stack = run_stack(batches, n, prior, n_samples=args.samples, seed=args.seed, progress=not args.no_progress,
+                      on_batch=on_batch, ctx=ctx, **solve_options)
     std = None
     if stack.std is not None:
         std = geometry.from_slices(restore_size(stack.std, (rows, cols))[:, 0].numpy() * (window.high - window.low))
@@ -109,7 +116,7 @@ def reconstruct_volume(args, prior, options, solve_options: dict) -> VolumeOutpu
                          volume.dicom.datasets if volume.dicom is not None and volume.dicom.datasets else None, info)
 
 
-def reconstruct_kspace_file(args, prior, options, solve_options: dict) -> VolumeOutputs:
+def reconstruct_kspace_file(args, prior, options, solve_options: dict, ctx=None) -> VolumeOutputs:
     """``--kspace file.h5``: every slice of fastMRI k-space, one slice (operator) at a time."""
     size = _check_single_channel(prior, "k-space files")
     if args.volume_index is not None:
@@ -124,14 +131,13 @@ def reconstruct_kspace_file(args, prior, options, solve_options: dict) -> Volume
              "multi-coil" if data.multicoil else "single-coil", coils, *data.original_shape, "; ".join(data.notes))
     device = solve_options["device"]
 
-    def batches():
-        for i in range(n):  # each slice has its own coil maps, hence its own operator
-            operator = slice_operator(data.kspace[i], data.mask, data.multicoil).to(device)
-            truth = None if data.reference is None else data.reference[i:i + 1].clamp(0, 1)
-            yield Batch(i, data.kspace[i:i + 1].to(device), operator, truth)
+    def make_batch(i: int) -> Batch:  # each slice has its own coil maps, hence its own operator
+        operator = slice_operator(data.kspace[i], data.mask, data.multicoil).to(device)
+        truth = None if data.reference is None else data.reference[i:i + 1].clamp(0, 1)
+        return Batch(i, data.kspace[i:i + 1].to(device), operator, truth)
 
-    stack = run_stack(batches(), n, prior, n_samples=args.samples, seed=args.seed, progress=not args.no_progress,
-                      **solve_options)
+    stack = run_stack([functools.partial(make_batch, i) for i in range(n)], n, prior, n_samples=args.samples,
+                      seed=args.seed, progress=not args.no_progress, ctx=ctx, **solve_options)
     magnitude = stack.results["scoremed"].image.abs()[:, 0].numpy() * data.scale      # (N, S, S)
     pixel = data.original_shape[1] / size
     affine = LPS_TO_RAS @ np.diag([pixel, pixel, 1.0, 1.0])
