@@ -58,9 +58,12 @@ def _row(task: str, method: str, nfe: object, scores: dict[str, np.ndarray], sec
             f"{scores['ssim'].mean():.3f} ± {scores['ssim'].std():.3f}", f"{seconds:.2f}"]
 
 
-def run_task(task: Task, n_images: int, nfe_levels: list[int], methods: list[str], figure_dir: Path | None,
+def run_task(task: Task, n_images: int, nfe_levels: dict[str, list[int]], figure_dir: Path | None,
              device=None, seed: int = 0, std_samples: int = 4) -> list[list[object]]:
-    """Rows (task, method, NFE, PSNR, SSIM, s/image) for one task; writes its figure."""
+    """Rows (task, method, NFE, PSNR, SSIM, s/image) for one task; writes its figure.
+
+    ``nfe_levels`` maps each scoremed method to the NFE levels it is run at.
+    """
     from scoremed.checkpoint import load_prior
     from scoremed.datasets import get_dataset
 
@@ -81,8 +84,8 @@ def run_task(task: Task, n_images: int, nfe_levels: list[int], methods: list[str
                      (time.perf_counter() - start) / n))
     shown["classical"] = MethodResult(CLASSICAL_NAMES[operator.kind], classical[:1], 0.0)
     best = None
-    for method in methods:
-        for nfe in nfe_levels:
+    for method, levels in nfe_levels.items():
+        for nfe in levels:
             start = time.perf_counter()
             x_hat = sample_posterior(y, operator, 1, prior=prior, method=method, steps=steps_for(method, nfe, prior),
                                      seed=seed, progress=False)[0]

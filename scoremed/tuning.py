@@ -22,7 +22,7 @@ TUNING_TASK = {"mri-brain": ("mri", OperatorOptions(accel=4)), "ct-phantom": ("c
                "natural": ("inpaint", OperatorOptions(mask_kind="random"))}
 #: searched values; t_start < T means start="direct" (the direct reconstruction perturbed to t_start)
 GRIDS = {
-    "consistency": {"snr": [0.16, 0.4, 0.7], "lam": [0.8, 1.0], "t_start": [1.0, 0.3]},
+    "consistency": {"snr": [0.16, 0.4, 0.7], "lam": [0.8], "t_start": [1.0, 0.3]},
     "projection": {"snr": [0.16, 0.4, 0.7], "t_start": [1.0, 0.3]},
     "dps": {"zeta": [0.3, 1.0, 3.0]},
 }

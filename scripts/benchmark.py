@@ -20,6 +20,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="4 images, 200 NFE, consistency only")
     p.add_argument("--images", type=int, default=20)
     p.add_argument("--nfe", type=int, nargs="+", default=[100, 200, 500, 1000])
+    p.add_argument("--nfe-other", type=int, nargs="+", default=None,
+                   help="NFE levels of the methods other than consistency (default: --nfe)")
     p.add_argument("--methods", nargs="+", default=["consistency", "projection", "dps"])
     p.add_argument("--tasks", nargs="+", default=[t.name for t in TASKS])
     p.add_argument("--device", default=None)
@@ -35,7 +37,8 @@ def main(argv=None) -> int:
     figure_dir = Path("docs/figures")
     rows, start = [], time.perf_counter()
     for task in [t for t in TASKS if t.name in args.tasks]:
-        task_rows = run_task(task, args.images, args.nfe, args.methods, figure_dir, device=args.device)
+        levels = {m: args.nfe if m == "consistency" or args.nfe_other is None else args.nfe_other for m in args.methods}
+        task_rows = run_task(task, args.images, levels, figure_dir, device=args.device)
         print(markdown_table(HEADER, task_rows), flush=True)
         rows += task_rows
         done = "complete" if task.name == args.tasks[-1] else f"partial: up to {task.name}"
