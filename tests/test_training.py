@@ -119,3 +119,22 @@ def test_train_prior_cli_runs_and_resumes(tmp_path):
     assert latest_checkpoint(tmp_path).name == "step_00000020"
     bad = subprocess.run([sys.executable, script, "--config", "nope"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "error: --config" in bad.stderr
+
+
+def test_sigterm_saves_a_checkpoint_at_the_current_step(tmp_path):
+    import signal
+    import time
+
+    script = str(REPO_ROOT / "scripts" / "train_prior.py")
+    proc = subprocess.Popen([sys.executable, script, "--config", "smoke", "--out", str(tmp_path), "--steps", "100000",
+                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while latest_checkpoint(tmp_path) is None and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    last_logged = int((tmp_path / "log.csv").read_text().splitlines()[-1].split(",")[0])
+    saved = int(latest_checkpoint(tmp_path).name.split("_")[1])
+    assert saved >= last_logged and "interrupted" in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import signal
 from pathlib import Path
 
 from scoremed.cli.common import find_config, resolve_device, run_cli
@@ -50,8 +51,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _interrupt_on_sigterm() -> None:
+    """Treat SIGTERM (batch schedulers, ``kill``) like Ctrl-C: the trainer saves a checkpoint and stops."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    _interrupt_on_sigterm()
     config = load_config(find_config(args.config))
     if args.data:
         config.data = dataclasses.replace(config.data, paths=list(args.data))
