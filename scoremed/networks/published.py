@@ -18,14 +18,14 @@ from typing import Any
 import torch
 import yaml
 
-from scoremed.checkpoint import load_weights_strict, save_prior
+from scoremed.training.checkpoint import load_weights_strict, save_prior
 from scoremed.errors import InputError
-from scoremed.network import build_score_network
+from scoremed.networks import build_score_network
 from scoremed.prior import ScorePrior
 from scoremed.sde import SDE, sde_from_config
 
 #: configurations of published models, shipped in the source tree (configs/published/*.yaml)
-PUBLISHED_DIR = Path(__file__).resolve().parent.parent / "configs" / "published"
+PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "configs" / "published"
 _CONVENTIONS = {"vesde": ("sigma", "score"), "vpsde": ("999t", "epsilon"), "subvpsde": ("999t", "epsilon")}
 _SHAPE_FIELDS = "model.nf, model.ch_mult, model.num_res_blocks, model.attn_resolutions, data.num_channels, " \
                 "data.image_size, model.progressive*, model.resblock_type, model.embedding_type"
@@ -81,7 +81,7 @@ def reference_sde(config: dict[str, Any]) -> SDE:
 
 
 def reference_architecture(config: dict[str, Any]) -> dict[str, Any]:
-    """The architecture dict of :func:`scoremed.network.build_score_network` for a reference config."""
+    """The architecture dict of :func:`scoremed.networks.build_score_network` for a reference config."""
     time_label, output = _CONVENTIONS[_sde_kind(config)]
     return {"name": "ncsnpp", "time_label": time_label, "output": output,
             "data": dict(config.get("data") or {}), "model": dict(config.get("model") or {})}

@@ -28,14 +28,14 @@ from safetensors.torch import load_file, save_file
 
 from scoremed.errors import InputError, check_device
 from scoremed.io_atomic import atomic_write, atomic_write_text
-from scoremed.network import build_score_network
+from scoremed.networks import PatchScore, build_score_network
 from scoremed.prior import ScorePrior
 from scoremed.sde import sde_from_config
 
 FORMAT_VERSION = 1
 #: bound on a checkpoint's default number of SDE steps (published models use 1000-2000)
 MAX_SDE_STEPS = 100_000
-SHIPPED_DIR = Path(__file__).parent / "assets" / "priors"
+SHIPPED_DIR = Path(__file__).parents[1] / "assets" / "priors"
 
 
 def shipped_prior_names() -> list[str]:
@@ -62,7 +62,8 @@ def save_prior(path: str | os.PathLike, prior: ScorePrior, architecture: dict[st
         raise InputError("prior: only a prior whose score is a torch module can be saved")
     base = Path(path)
     base = base.with_suffix("") if base.suffix in (".safetensors", ".json") else base
-    weights = _contiguous(prior.network.state_dict())
+    network = prior.network.net if isinstance(prior.network, PatchScore) else prior.network
+    weights = _contiguous(network.state_dict())
     meta = prior_metadata(prior, architecture, name=prior.name, **(extra_metadata or {}))
     digest: list[str] = []
 
@@ -231,8 +232,17 @@ def check_metadata(meta: dict[str, Any], where: Path) -> None:
     if not isinstance(arch, dict):
         problems.append(f"architecture: expected a mapping, got {type(arch).__name__}")
     shape = meta["image_shape"]
-    if not (isinstance(shape, list) and len(shape) in (3, 4) and all(_is_int(s) and s >= 1 for s in shape)):
-        problems.append(f"image_shape: expected [C, H, W] or [C, D, H, W] of positive integers, got {shape!r}")
+    resolution_free = isinstance(shape, list) and len(shape) == 3 and _is_int(shape[0]) and shape[0] >= 1 \
+        and shape[1] is None and shape[2] is None
+    if not resolution_free and not (isinstance(shape, list) and len(shape) in (3, 4)
+                                    and all(_is_int(s) and s >= 1 for s in shape)):
+        problems.append(f"image_shape: expected [C, H, W] or [C, D, H, W] of positive integers "
+                        f"(or [C, null, null] for a patch prior), got {shape!r}")
+    elif isinstance(arch, dict) and arch.get("patch_size") is not None and not (
+            _is_int(arch["patch_size"]) and arch["patch_size"] >= 1):
+        problems.append(f"architecture.patch_size: expected a positive integer, got {arch['patch_size']!r}")
+    elif isinstance(arch, dict) and resolution_free != bool(arch.get("patch_size")):
+        problems.append(f"image_shape: {shape} does not match the architecture's patch_size {arch.get('patch_size')!r}")
     elif isinstance(arch, dict):
         data = arch.get("data") if isinstance(arch.get("data"), dict) else {}
         channels = arch.get("in_channels", data.get("num_channels"))
@@ -294,7 +304,9 @@ def prior_from_parts(meta: dict[str, Any], weights: dict[str, torch.Tensor], whe
                          f"{type(exc).__name__}: {exc}") from None
     load_weights_strict(net, weights, str(where))
     net.eval().requires_grad_(False)
-    prior = ScorePrior(sde, net, tuple(meta["image_shape"]), centered=meta.get("centered", False),
+    arch = meta["architecture"]
+    score = PatchScore(net, arch["patch_size"], mode=arch.get("patch_mode", "tiles")) if arch.get("patch_size") else net
+    prior = ScorePrior(sde, score, tuple(meta["image_shape"]), centered=meta.get("centered", False),
                        name=str(name), solve_defaults=meta.get("solve_defaults") or {}, metadata=meta)
     return prior.to(device)
 

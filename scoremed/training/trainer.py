@@ -1,6 +1,6 @@
 """Trainer: denoising score matching with Adam, warm-up, gradient clipping, EMA and checkpoints.
 
-Under ``torchrun`` (a :class:`scoremed.distributed.DistContext` with several processes) the
+Under ``torchrun`` (a :class:`scoremed.training.distributed.DistContext` with several processes) the
 model is wrapped in torch DistributedDataParallel: ``training.batch_size`` stays the
 *global* batch, each rank takes its contiguous share of every deterministic global batch
 and of that batch's noise, so the loss trajectory is the one of a single process with the
@@ -10,7 +10,7 @@ same batch and a run can be resumed with another process count. Only rank 0 writ
 from __future__ import annotations
 
 import contextlib
-import copy
+import functools
 import csv
 import logging
 import os
@@ -22,16 +22,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from scoremed.checkpoint import (latest_checkpoint, prior_metadata, read_json, read_safetensors, read_training_state,
-                                 save_training_checkpoint)
-from scoremed.config import Config
-from scoremed.distributed import DistContext
 from scoremed.errors import InputError
-from scoremed.losses import draw_dsm_noise, dsm_loss, dsm_loss_given_noise
-from scoremed.network import build_score_network, memory_format, resolve_compile, resolve_precision
+from scoremed.networks import build_score_network
+from scoremed.networks.speed import memory_format, resolve_compile, resolve_precision
 from scoremed.prior import ScorePrior
 from scoremed.sde import SDE, sde_from_config
-from scoremed.utils import append_dims
+from scoremed.training.checkpoint import (latest_checkpoint, prior_metadata, read_json, read_safetensors,
+                                          read_training_state, save_training_checkpoint)
+from scoremed.training.config import Config
+from scoremed.training.distributed import DistContext
+from scoremed.training.ema import EMA
+from scoremed.training.losses import draw_dsm_noise, dsm_loss, dsm_loss_given_noise
 
 log = logging.getLogger("scoremed.training")
 
@@ -73,33 +74,11 @@ class StepBatchSampler(Sampler[list[int]]):
             step += 1
 
 
-class EMA:
-    """Exponential moving average of a module's floating-point state.
-
-    The decay warms up as min(decay, (1 + n) / (10 + n)) after n updates, so early
-    averages are not dominated by the initial weights (MONAI's U-Net starts with a
-    zero output layer, which would otherwise shrink the EMA score for thousands of steps).
-    """
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.decay = decay
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module, step: int) -> None:
-        """Average in ``model`` after its ``step``-th optimiser step (1-based)."""
-        decay = min(self.decay, (1 + step) / (10 + step))
-        ema_p = [p for p in self.module.parameters()]
-        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1 - decay)
-        for eb, b in zip(self.module.buffers(), model.buffers()):
-            eb.copy_(b)
-
-
 def shard_noise(sde: SDE, shape: tuple[int, ...], eps: float, generator: torch.Generator, rank: int,
                 world_size: int, device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """(t, z) of rank ``rank``'s share of a global batch (B * world_size, ...) of DSM noise.
 
-    Draws exactly what :func:`scoremed.losses.dsm_loss` draws for the whole global batch
+    Draws exactly what :func:`scoremed.training.losses.dsm_loss` draws for the whole global batch
     (t first, then z, from the same generator) and keeps this rank's contiguous rows, so
     the union over ranks equals the single-process draw.
     """
@@ -118,7 +97,7 @@ class Trainer:
         run_dir: where checkpoints, ``log.csv`` and ``latest`` go.
         device: torch device; defaults to CUDA when available (``dist.device`` when given).
         resume: continue from the latest checkpoint in ``run_dir`` (error if none).
-        dist: the process's place in a torchrun job (:func:`scoremed.distributed.init_distributed`);
+        dist: the process's place in a torchrun job (:func:`scoremed.training.distributed.init_distributed`);
             None: a single process.
     """
 
@@ -160,20 +139,23 @@ class Trainer:
             model = torch.compile(model, mode=None if self.compile_mode == "default" else self.compile_mode)
         return model
 
-    def _score(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The training-time score: the (DDP / compiled) model under the speed options, float32 out."""
+    def _score(self, x: torch.Tensor, t: torch.Tensor, position: torch.Tensor | None = None) -> torch.Tensor:
+        """The training-time score: the (DDP / compiled) model under the speed options, float32 out.
+
+        ``position`` (B, 2, P, P): the patches' positions, for patch training.
+        """
+        args = (x, t) if position is None else (x, t, position)
         if not (self.channels_last or self.precision == "bf16"):
-            return self.forward_model(x, t)
+            return self.forward_model(*args)
         if self.channels_last:
-            x = x.contiguous(memory_format=memory_format(x.ndim))
+            args = (x.contiguous(memory_format=memory_format(x.ndim)), *args[1:])
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            out = self.forward_model(x, t)
+            out = self.forward_model(*args)
         return out.float()
 
     # -- checkpoints -----------------------------------------------------------------
     def metadata(self) -> dict:
-        prior = ScorePrior(self.sde, self.ema.module, (self.config.data.channels, self.config.data.image_size,
-                                                      self.config.data.image_size), name=self.config.name,
+        prior = ScorePrior(self.sde, self.ema.module, self.config.image_shape(), name=self.config.name,
                            solve_defaults=self.config.solve)
         return prior_metadata(prior, self.config.architecture(), name=self.config.name, config=self.config.to_dict())
 
@@ -206,28 +188,34 @@ class Trainer:
                  if before != self.dist.world_size else "")
 
     # -- the loop ----------------------------------------------------------------------
-    def _batches(self) -> Iterator[torch.Tensor]:
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """(images (B, C, H, W), positions (B, 2, H, W) or None) per step."""
         sampler = StepBatchSampler(len(self.dataset), self.config.training.batch_size, self.config.training.seed,
                                    start_step=self.step, rank=self.dist.rank, world_size=self.dist.world_size)
         loader = DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.config.data.num_workers,
                             pin_memory=self.device.type == "cuda", persistent_workers=False)
         for batch in loader:
-            yield batch.to(self.device, non_blocking=True)
+            images, position = batch if isinstance(batch, (list, tuple)) else (batch, None)
+            yield (images.to(self.device, non_blocking=True),
+                   None if position is None else position.to(self.device, non_blocking=True))
 
     def _lr(self) -> float:
         tc = self.config.training
         return tc.lr * min(1.0, (self.step + 1) / max(1, tc.warmup))
 
-    def train_step(self, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def train_step(self, x0: torch.Tensor, generator: torch.Generator,
+                   position: torch.Tensor | None = None) -> torch.Tensor:
+        """One optimiser step on images x0 (B, C, H, W) (patches at ``position`` (B, 2, H, W) if given)."""
         tc = self.config.training
+        score = self._score if position is None else functools.partial(self._score, position=position)
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr()
         if self.dist.is_distributed:
             t, z = shard_noise(self.sde, tuple(x0.shape), tc.eps, generator, self.dist.rank, self.dist.world_size,
                                x0.device, x0.dtype)
-            loss = dsm_loss_given_noise(self._score, self.sde, x0, t, z, tc.likelihood_weighting).mean()
+            loss = dsm_loss_given_noise(score, self.sde, x0, t, z, tc.likelihood_weighting).mean()
         else:
-            loss = dsm_loss(self._score, self.sde, x0, tc.eps, tc.likelihood_weighting, generator).mean()
+            loss = dsm_loss(score, self.sde, x0, tc.eps, tc.likelihood_weighting, generator).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if tc.grad_clip > 0:
@@ -264,8 +252,8 @@ class Trainer:
                 batches = self._batches()
                 while self.step < total:
                     generator.manual_seed(tc.seed * 1_000_003 + self.step)
-                    x0 = next(batches)
-                    loss = self.train_step(x0, generator)
+                    x0, position = next(batches)
+                    loss = self.train_step(x0, generator, position)
                     bad |= ~torch.isfinite(loss)
                     losses.append(loss)
                     images += x0.shape[0] * self.dist.world_size

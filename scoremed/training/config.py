@@ -25,6 +25,11 @@ class DataConfig:
     slice_axis: int = 2                 # for volumes: axis along which 2D slices are taken
     intensity: str = "percentile"       # "percentile" clipping to [0, 1] or "ct" (HU window)
     ct_window: list[float] = field(default_factory=lambda: [-1000.0, 1000.0])
+    #: > 0: train a resolution-free patch prior on random patch_size x patch_size patches of
+    #: full-resolution images (image_size is then unused); 0: whole images resized to image_size
+    patch_size: int = 0
+    #: patch training: number of full-resolution images loaded once and cut into patches
+    pool_size: int = 256
 
 
 @dataclass
@@ -45,7 +50,7 @@ class SDEConfig:
 
 @dataclass
 class ModelConfig:
-    """Architecture dict handed to :func:`scoremed.network.build_score_network`."""
+    """Architecture dict handed to :func:`scoremed.networks.build_score_network`."""
     name: str = "monai-unet"
     channels: list[int] = field(default_factory=lambda: [32, 64, 64])
     attention_levels: list[bool] = field(default_factory=lambda: [False, False, True])
@@ -73,7 +78,7 @@ class TrainingConfig:
     keep_checkpoints: int = 2
     log_every: int = 25
     seed: int = 0
-    # speed options (see scoremed.network): "auto" = bf16 autocast on CUDA, fp32 on the CPU
+    # speed options (see scoremed.networks): "auto" = bf16 autocast on CUDA, fp32 on the CPU
     precision: str = "auto"
     compile: str = "off"                # off | default | reduce-overhead (CUDA graphs) | max-autotune
     channels_last: bool = False
@@ -90,10 +95,17 @@ class Config:
     solve: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def architecture(self) -> dict[str, Any]:
-        """The network's architecture dict (model fields plus input channels and dims)."""
+        """The network's architecture dict (model fields plus input channels, dims and patch settings)."""
         arch = dataclasses.asdict(self.model)
         arch.update(in_channels=self.data.channels, spatial_dims=2)
+        if self.data.patch_size:
+            arch.update(position_channels=2, patch_size=self.data.patch_size)
         return arch
+
+    def image_shape(self) -> tuple[int | None, ...]:
+        """(C, S, S) of a whole-image prior, (C, None, None) of a resolution-free patch prior."""
+        size = None if self.data.patch_size else self.data.image_size
+        return (self.data.channels, size, size)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -122,11 +134,11 @@ def _build(cls, values: Any, where: str):
 
 
 #: numeric fields that must be > 0, >= 0, or in [0, 1)
-_POSITIVE = {"data.image_size", "data.channels", "sde.sigma_min", "sde.sigma_max", "sde.beta_max", "sde.N",
+_POSITIVE = {"data.image_size", "data.pool_size", "data.channels", "sde.sigma_min", "sde.sigma_max", "sde.beta_max", "sde.N",
              "model.channels", "model.num_res_blocks", "model.num_head_channels", "model.norm_num_groups", "model.sigma_data",
              "training.steps", "training.batch_size", "training.lr", "training.eps", "training.checkpoint_every",
              "training.keep_checkpoints", "training.log_every"}
-_NON_NEGATIVE = {"data.num_workers", "sde.beta_min", "training.warmup", "training.grad_clip",
+_NON_NEGATIVE = {"data.num_workers", "data.patch_size", "sde.beta_min", "training.warmup", "training.grad_clip",
                  "training.seed"}
 _UNIT = {"training.ema_decay"}
 #: item type of list fields whose default is empty

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from scoremed.errors import InputError
-from scoremed.ncsnpp import layers
-from scoremed.ncsnpp.config import NCSNppConfig
+from scoremed.networks.ncsnpp import layers
+from scoremed.networks.ncsnpp.config import NCSNppConfig
 
 
 class NCSNpp(nn.Module):

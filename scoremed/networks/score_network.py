@@ -1,0 +1,74 @@
+"""ScoreNetwork: a backbone wrapped with time conditioning, input and output scaling."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from scoremed.errors import InputError
+from scoremed.networks.backbones import build_backbone
+from scoremed.networks.patch import image_positions
+from scoremed.sde import SDE
+from scoremed.utils import append_dims
+
+#: time-label conventions: what the backbone receives as its "timestep" argument
+TIME_LABELS = ("999t", "sigma")
+#: output conventions: "epsilon" -> score = -out / std(t); "score" -> score = out
+OUTPUTS = ("epsilon", "score")
+
+
+class ScoreNetwork(nn.Module):
+    """score(x, t) from a backbone ``backbone(x, label) -> (B, *image_shape)``.
+
+    Args:
+        backbone: any module taking (x, label (B,)).
+        sde: gives std(t) and the mean coefficient a(t).
+        time_label: "999t" (label = 999 t, DDPM-style) or "sigma" (label = std(t), NCSN-style).
+        output: "epsilon" (the backbone predicts the noise; score = -out / std(t)) or
+            "score" (the backbone output is the score, e.g. NCSN++ with scale_by_sigma).
+        input_scaling: feed x / sqrt(a(t)^2 sigma_data^2 + std(t)^2) so the backbone sees
+            unit-scale inputs at every noise level (helps small networks on VE SDEs).
+        sigma_data: typical data standard deviation used by input_scaling.
+        position_channels: 0, or 2 for a patch network: the backbone then also takes the
+            (B, 2, H, W) position of every pixel in the field of view (``scoremed.networks.patch``);
+            without an explicit position the whole input is taken as the field of view.
+    """
+
+    def __init__(self, backbone: nn.Module, sde: SDE, time_label: str = "999t", output: str = "epsilon",
+                 input_scaling: bool = False, sigma_data: float = 0.5, position_channels: int = 0):
+        super().__init__()
+        if time_label not in TIME_LABELS:
+            raise InputError(f"time_label: expected one of {TIME_LABELS}, got {time_label!r}")
+        if output not in OUTPUTS:
+            raise InputError(f"output: expected one of {OUTPUTS}, got {output!r}")
+        self.backbone, self.sde = backbone, sde
+        self.time_label, self.output = time_label, output
+        self.input_scaling, self.sigma_data = input_scaling, float(sigma_data)
+        if position_channels not in (0, 2):
+            raise InputError(f"position_channels: expected 0 or 2, got {position_channels!r}")
+        self.position_channels = int(position_channels)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, position: torch.Tensor | None = None) -> torch.Tensor:
+        """Score (B, C, ...) at x (B, C, ...), t (B,); ``position`` (B, 2, H, W) for patch networks."""
+        std = self.sde.marginal_std(t)
+        label = 999.0 * t if self.time_label == "999t" else std
+        if self.input_scaling:
+            a = self.sde.mean_coeff(t)
+            x = x * append_dims(torch.rsqrt(a * a * self.sigma_data ** 2 + std * std), x.ndim)
+        if self.position_channels:
+            if position is None:
+                position = image_positions(x.shape[0], x.shape[-2], x.shape[-1], x.device).to(x.dtype)
+            x = torch.cat([x, position], 1)
+        out = self.backbone(x, label)
+        return -out / append_dims(std, x.ndim) if self.output == "epsilon" else out
+
+
+def build_score_network(arch: dict[str, Any], sde: SDE) -> ScoreNetwork:
+    """Backbone plus score conventions from one architecture dict (keys time_label, output, input_scaling)."""
+    return ScoreNetwork(build_backbone(arch), sde, time_label=arch.get("time_label", "999t"),
+                        output=arch.get("output", "epsilon"), input_scaling=bool(arch.get("input_scaling", False)),
+                        sigma_data=float(arch.get("sigma_data", 0.5)),
+                        position_channels=int(arch.get("position_channels", 0)))
+
+
