@@ -8,11 +8,11 @@ Public API (names are stable)::
     bpd = scoremed.likelihood(x, prior)               # bits per dimension, per image
 """
 from scoremed.analytic import gaussian_prior
-from scoremed.checkpoint import load_prior, save_prior
+from scoremed.training.checkpoint import load_prior, save_prior
 from scoremed.errors import InputError
 from scoremed.likelihood import decode, encode, likelihood
 from scoremed.prior import ScorePrior
-from scoremed.published import convert_checkpoint, import_checkpoint
+from scoremed.networks.published import convert_checkpoint, import_checkpoint
 from scoremed.sampling import SamplingResult, ode_sampler, pc_sampler, sample
 from scoremed.sde import SDE, VESDE, VPSDE, ReverseSDE, subVPSDE
 from scoremed.solve import sample_posterior, solve

@@ -64,7 +64,7 @@ def run_task(task: Task, n_images: int, nfe_levels: dict[str, list[int]], figure
 
     ``nfe_levels`` maps each scoremed method to the NFE levels it is run at.
     """
-    from scoremed.checkpoint import load_prior
+    from scoremed.training.checkpoint import load_prior
     from scoremed.datasets import get_dataset
 
     prior = load_prior(task.prior, device=device)

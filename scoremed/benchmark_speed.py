@@ -35,9 +35,9 @@ import torch
 import yaml
 
 from scoremed.baselines import image_metrics
-from scoremed.checkpoint import load_prior
+from scoremed.training.checkpoint import load_prior
 from scoremed.cli.common import CONFIG_DIR, REPO_ROOT
-from scoremed.config import load_config
+from scoremed.training.config import load_config
 from scoremed.prior import ScorePrior
 from scoremed.report import markdown_table
 from scoremed.sampling import CountingScore

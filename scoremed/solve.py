@@ -13,7 +13,7 @@ import torch
 
 from scoremed.errors import InputError, check_device, check_int, check_number, check_seed
 from scoremed.measurement import ConsistencyStep, DPSScore, _as_image, project
-from scoremed.network import COMPILE_MODES, PRECISIONS, fast_score
+from scoremed.networks import COMPILE_MODES, PRECISIONS, fast_score
 from scoremed.predictors import CORRECTORS, PREDICTORS, pick
 from scoremed.prior import ScorePrior
 from scoremed.sampling import DivergenceWatch, check_prior, pc_sampler, time_grid
@@ -128,7 +128,7 @@ def direct_start(sde, operator, y: torch.Tensor, shape: tuple[int, ...], t_start
 
 def default_prior(operator, y: torch.Tensor) -> ScorePrior:
     """The shipped prior for the operator's kind (inpainting: by channel count); logs the choice."""
-    from scoremed.checkpoint import load_prior
+    from scoremed.training.checkpoint import load_prior
 
     kind = getattr(operator, "kind", "")
     name = DEFAULT_PRIORS.get(kind)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch.utils.data import Dataset
 
-from scoremed.config import Config
+from scoremed.training.config import Config
 
 
 def training_dataset(config: Config) -> Dataset:

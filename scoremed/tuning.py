@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from scoremed.baselines import image_metrics
-from scoremed.checkpoint import SHIPPED_DIR, load_prior, read_json
+from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, read_json
 from scoremed.io_atomic import atomic_write_text
 from scoremed.reconstruction import OperatorOptions, make_operator
 from scoremed.solve import sample_posterior

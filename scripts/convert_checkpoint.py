@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from scoremed.cli.common import run_cli
-from scoremed.published import convert_checkpoint, published_configs
+from scoremed.networks.published import convert_checkpoint, published_configs
 
 
 def parser() -> argparse.ArgumentParser:

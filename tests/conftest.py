@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import scoremed
-from scoremed.config import load_config
+from scoremed.training.config import load_config
 from scoremed.training import Trainer
 from scoremed.training_data import training_dataset
 from scoremed.cli.common import CONFIG_DIR

@@ -13,10 +13,10 @@ import torch
 import yaml
 
 import scoremed
-from scoremed.checkpoint import latest_checkpoint, read_json, read_safetensors
+from scoremed.training.checkpoint import latest_checkpoint, read_json, read_safetensors
 from scoremed.cli.common import REPO_ROOT
-from scoremed.config import load_config
-from scoremed.distributed import DistContext, init_distributed, map_sharded, shard_range, solve_sharded
+from scoremed.training.config import load_config
+from scoremed.training.distributed import DistContext, init_distributed, map_sharded, shard_range, solve_sharded
 from scoremed.errors import InputError
 from scoremed.operators import MRI, cartesian_mask
 from scoremed.training import StepBatchSampler, Trainer, shard_noise
@@ -114,7 +114,7 @@ RECONSTRUCT = textwrap.dedent("""
     import numpy as np
     import torch
     import scoremed
-    from scoremed.distributed import init_distributed, shutdown, solve_sharded
+    from scoremed.training.distributed import init_distributed, shutdown, solve_sharded
     from test_distributed import study
 
     torch.set_num_threads(1)

@@ -10,7 +10,7 @@ import torch
 import scoremed
 from scoremed.cli.common import REPO_ROOT
 from scoremed.errors import InputError
-from scoremed.network import FastScore, fast_score
+from scoremed.networks import FastScore, fast_score
 from scoremed.operators import MRI, Inpainting, cartesian_mask, random_pixel_mask
 from scoremed.predictors import CORRECTORS, PREDICTORS
 from scoremed.sampling import pc_sampler

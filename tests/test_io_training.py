@@ -15,7 +15,7 @@ pydicom = pytest.importorskip("pydicom")
 h5py = pytest.importorskip("h5py")
 
 from scoremed.cli.common import CONFIG_DIR  # noqa: E402
-from scoremed.config import DataConfig, load_config  # noqa: E402
+from scoremed.training.config import DataConfig, load_config  # noqa: E402
 from scoremed.errors import InputError  # noqa: E402
 from scoremed.io.training_files import discover, file_dataset  # noqa: E402
 from scoremed.training import Trainer  # noqa: E402

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from scoremed.errors import InputError
-from scoremed.ncsnpp import NCSNppConfig, build_ncsnpp, fir
-from scoremed.published import (convert_checkpoint, import_checkpoint, published_configs, read_reference_config,
+from scoremed.networks.ncsnpp import NCSNppConfig, build_ncsnpp, fir
+from scoremed.networks.published import (convert_checkpoint, import_checkpoint, published_configs, read_reference_config,
                                 reference_architecture, reference_sde)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ncsnpp"

@@ -24,14 +24,14 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 import scoremed
-from scoremed.checkpoint import read_training_state, save_prior
-from scoremed.config import Config, config_from_dict, load_config
+from scoremed.training.checkpoint import read_training_state, save_prior
+from scoremed.training.config import Config, config_from_dict, load_config
 from scoremed.errors import InputError, SamplingDiverged
 from scoremed.io.images import load_image, save_nifti_slice, save_png
-from scoremed.network import build_score_network
+from scoremed.networks import build_score_network
 from scoremed.operators import CT, MRI, Grayscale, Inpainting, cartesian_mask, random_pixel_mask, sparse_view_angles
 from scoremed.operators.multicoil import MultiCoilMRI
-from scoremed.published import read_reference_checkpoint
+from scoremed.networks.published import read_reference_checkpoint
 from scoremed.sde import VESDE
 from conftest import smooth_gaussian
 

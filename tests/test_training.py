@@ -9,9 +9,9 @@ from torch.utils.data import Dataset
 
 import scoremed
 from scoremed.analytic import GaussianScore
-from scoremed.checkpoint import latest_checkpoint
+from scoremed.training.checkpoint import latest_checkpoint
 from scoremed.cli.common import REPO_ROOT
-from scoremed.config import config_from_dict, load_config
+from scoremed.training.config import config_from_dict, load_config
 from scoremed.errors import InputError
 from scoremed.training import Trainer, TrainingDiverged
 from conftest import smooth_gaussian

@@ -5,7 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from scoremed.checkpoint import SHIPPED_DIR, load_prior, save_prior
+from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, save_prior
 from scoremed.cli.common import run_cli
 
 log = logging.getLogger("scoremed")

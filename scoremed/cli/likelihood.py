@@ -5,7 +5,7 @@ import argparse
 
 import torch
 
-from scoremed.checkpoint import load_prior
+from scoremed.training.checkpoint import load_prior
 from scoremed.cli.common import resolve_device, run_cli
 from scoremed.io.images import load_image
 from scoremed.likelihood import likelihood

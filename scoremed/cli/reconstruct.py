@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scoremed.checkpoint import load_prior
+from scoremed.training.checkpoint import load_prior
 from scoremed.cli import speed
 from scoremed.cli.common import resolve_device, run_cli
-from scoremed.distributed import BACKENDS, init_distributed, shutdown
+from scoremed.training.distributed import BACKENDS, init_distributed, shutdown
 from scoremed.errors import InputError
 from scoremed.io.kspace import is_hdf5
 from scoremed.io.volumes import is_volume_input

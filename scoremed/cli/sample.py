@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scoremed.checkpoint import load_prior
+from scoremed.training.checkpoint import load_prior
 from scoremed.cli.common import resolve_device, run_cli
 from scoremed.errors import InputError
 from scoremed.io.images import save_png

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from scoremed.network import COMPILE_MODES, PRECISIONS
+from scoremed.networks import COMPILE_MODES, PRECISIONS
 
 
 def add_speed_arguments(parser: argparse.ArgumentParser, default_precision: str | None = None) -> None:

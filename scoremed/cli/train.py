@@ -15,8 +15,8 @@ from pathlib import Path
 
 from scoremed.cli.common import find_config, resolve_device, run_cli
 from scoremed.cli.speed import add_speed_arguments, speed_options
-from scoremed.config import load_config
-from scoremed.distributed import BACKENDS, init_distributed, shutdown
+from scoremed.training.config import load_config
+from scoremed.training.distributed import BACKENDS, init_distributed, shutdown
 from scoremed.training import Trainer, TrainingDiverged
 from scoremed.training_data import training_dataset
 

@@ -5,9 +5,9 @@ Only one batch of measurements and sampler state is alive at a time, so memory i
 by ``batch_size``, not by the number of slices; the results kept per slice are images at
 the prior's resolution.
 
-Under ``torchrun`` (a :class:`scoremed.distributed.DistContext` with several processes) the
+Under ``torchrun`` (a :class:`scoremed.training.distributed.DistContext` with several processes) the
 batches — fixed work units, batch ``b`` seeded with ``seed + start`` — are dealt out to the
-ranks in contiguous shares (:func:`scoremed.distributed.shard_range`), and the results are
+ranks in contiguous shares (:func:`scoremed.training.distributed.shard_range`), and the results are
 gathered back in the original order, so every rank ends with the same :class:`StackResult`
 as a single process computing all batches.
 """
@@ -99,7 +99,7 @@ def run_stack(batches: Iterable[BatchSource], n_slices: int, prior, n_samples: i
     ``b`` uses seed ``seed + start``, so results do not depend on the order in which batches
     run, nor on which process runs them.
 
-    ``ctx``: a :class:`scoremed.distributed.DistContext`; with several processes each rank
+    ``ctx``: a :class:`scoremed.training.distributed.DistContext`; with several processes each rank
     runs its contiguous share of the batches, the records are gathered (every rank gets all
     of them, in order) and the returned :class:`StackResult` is the same on every rank.
     ``seconds`` are summed over all batches, whichever process ran them (compute time, not
@@ -127,7 +127,7 @@ def run_stack(batches: Iterable[BatchSource], n_slices: int, prior, n_samples: i
             on_batch(record["start"], cpu)
 
     if distributed:
-        from scoremed.distributed import shard_range
+        from scoremed.training.distributed import shard_range
 
         sources = list(batches)
         shares = [shard_range(len(sources), rank, ctx.world_size) for rank in range(ctx.world_size)]

@@ -4,7 +4,7 @@ batches, resample back to the input's grid and units, and write NIfTI (and optio
 All outputs are assembled in memory first (:class:`VolumeOutputs`) and written only after
 every slice has been reconstructed, each file atomically; an error anywhere writes nothing.
 
-Both jobs take ``ctx`` (a :class:`scoremed.distributed.DistContext`): under ``torchrun`` the
+Both jobs take ``ctx`` (a :class:`scoremed.training.distributed.DistContext`): under ``torchrun`` the
 batches of slices are shared out over the processes and gathered back in order
 (:func:`scoremed.io.slicewise.run_stack`); every rank returns the same :class:`VolumeOutputs`,
 and the caller lets rank 0 alone write them.
