@@ -12,11 +12,11 @@ from typing import Any
 import torch
 
 from scoremed.errors import InputError, check_device, check_int, check_number, check_seed
-from scoremed.measurement import ConsistencyStep, DPSScore, _as_image, project
 from scoremed.networks import COMPILE_MODES, PRECISIONS, fast_score
-from scoremed.predictors import CORRECTORS, PREDICTORS, pick
 from scoremed.prior import ScorePrior
-from scoremed.sampling import DivergenceWatch, check_prior, pc_sampler, time_grid
+from scoremed.sampling import (CORRECTORS, PREDICTORS, ConsistencyStep, DivergenceWatch, DPSGuidance, check_prior,
+                               pc_sampler, pick, truncated)
+from scoremed.sampling.conditioning import as_image
 from scoremed.utils import append_dims, make_generator
 
 log = logging.getLogger("scoremed")
@@ -105,14 +105,7 @@ def schedule(sde, settings: SolveSettings):
     """The discretisation of a solve: ``steps`` steps from T, or (start="direct") about ``steps``
     steps from t_start: the full grid is refined so that its part at or below t_start has
     ``steps`` points (see :func:`scoremed.sampling.time_grid`)."""
-    steps = int(settings.steps)
-    if settings.start == "noise" or settings.t_start >= sde.T:
-        return sde.with_steps(steps)
-    eps = sde.default_eps
-    n = max(steps, 1 + round((steps - 1) * (sde.T - eps) / max(settings.t_start - eps, 1e-12)))
-    while len(time_grid(sde.with_steps(n), eps, "cpu", settings.t_start)) < steps:
-        n += 1
-    return sde.with_steps(n)
+    return truncated(sde, int(settings.steps), sde.T if settings.start == "noise" else settings.t_start)
 
 
 def direct_start(sde, operator, y: torch.Tensor, shape: tuple[int, ...], t_start: float,
@@ -120,7 +113,7 @@ def direct_start(sde, operator, y: torch.Tensor, shape: tuple[int, ...], t_start
     """x ~ p_{t_start}(x | x_0 = A^+ y): the direct reconstruction perturbed with the SDE's marginal
     (a(t) A^+ y + std(t) z, model space)."""
     x0 = operator.pseudo_inverse(y) if callable(getattr(operator, "pseudo_inverse", None)) else operator.adjoint(y)
-    x0 = _as_image(x0, torch.empty((), device=y.device)).to(torch.float32).expand(shape)
+    x0 = as_image(x0, torch.empty((), device=y.device)).to(torch.float32).expand(shape)
     t = torch.full((shape[0],), float(t_start), device=y.device)
     mean, std = sde.marginal_prob(x0, t)
     return mean + append_dims(std, len(shape)) * torch.randn(shape, generator=generator, device=y.device)
@@ -270,26 +263,23 @@ def _reconstruct(prior, sde, operator, y, settings: SolveSettings, generator, de
     """One conditional PC run for the batch y (model space); returns model-space images."""
     shape = (y.shape[0], *prior.image_shape)
     score_fn = fast_score(prior.score_fn, device, settings.precision, settings.channels_last, settings.compile)
-    step, x_init, t_start = None, None, None
+    x_init, t_start = None, None
     if settings.start == "direct" and settings.t_start < sde.T:
         x_init = direct_start(sde, operator, y, shape, settings.t_start, generator)
         t_start = settings.t_start
     if settings.method == "dps":
-        score_fn = DPSScore(sde, score_fn, operator, y, zeta=float(settings.zeta))
+        conditioning = DPSGuidance(sde, operator, y, zeta=float(settings.zeta))
     else:
-        step = ConsistencyStep(sde, operator, y, lam=float(settings.lam), generator=generator,
-                               perturb=settings.method == "consistency")
+        conditioning = ConsistencyStep(sde, operator, y, lam=float(settings.lam), generator=generator,
+                                       perturb=settings.method == "consistency")
     divergence = DivergenceWatch()
     result = pc_sampler(sde, score_fn, shape, pick(PREDICTORS, settings.predictor, "predictor"),
                         pick(CORRECTORS, settings.corrector, "corrector"), snr=float(settings.snr),
-                        n_corrector_steps=settings.n_corrector_steps, measurement_step=step, x_init=x_init,
+                        n_corrector_steps=settings.n_corrector_steps, conditioning=conditioning, x_init=x_init,
                         t_start=t_start, generator=generator, device=device, callback=divergence, progress=progress)
     divergence.raise_if_diverged(settings.steps, f"method={settings.method}, snr={settings.snr}, lam={settings.lam}, "
                                  f"zeta={settings.zeta}; lower snr or zeta, or raise steps")
-    x = result.samples
-    if settings.method != "dps":
-        x = project(x, y, operator)
-    return x
+    return result.samples
 
 
 SOLVE_OPTIONS = {"zeta", "predictor", "corrector", "batch_size", "start", "t_start", "precision", "channels_last",

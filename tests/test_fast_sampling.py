@@ -12,7 +12,7 @@ from scoremed.cli.common import REPO_ROOT
 from scoremed.errors import InputError
 from scoremed.networks import FastScore, fast_score
 from scoremed.operators import MRI, Inpainting, cartesian_mask, random_pixel_mask
-from scoremed.predictors import CORRECTORS, PREDICTORS
+from scoremed.sampling import CORRECTORS, PREDICTORS
 from scoremed.sampling import pc_sampler
 from scoremed.solve import schedule, settings_for
 from conftest import smooth_gaussian

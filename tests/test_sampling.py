@@ -64,9 +64,9 @@ def test_pc_sampler_measurement_hook_runs_after_every_update():
         return x, x_mean
 
     sde = prior.sde.with_steps(20)
-    from scoremed.predictors import Langevin, ReverseDiffusion
+    from scoremed.sampling import Langevin, ReverseDiffusion
     result = scoremed.pc_sampler(sde, prior.score, (5, 1, 2, 2), ReverseDiffusion, Langevin,
-                                 measurement_step=clamp_first_pixel)
+                                 conditioning=clamp_first_pixel)
     assert len(calls) == 40 and result.nfe == 40
     assert torch.all(result.samples[:, 0, 0, 0] == 0.25)
 

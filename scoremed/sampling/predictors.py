@@ -1,4 +1,4 @@
-"""Predictors and correctors of the PC sampler: small classes with ``update(x, t) -> (x, x_mean)``.
+"""Predictors of the PC sampler: small classes with ``update(x, t) -> (x, x_mean)``.
 
 Each is built once per sampling call from the SDE, the score function and an explicit
 ``torch.Generator`` (None: the global RNG).
@@ -13,7 +13,10 @@ from scoremed.utils import append_dims, randn_like
 
 
 class Predictor:
-    """Base predictor: one reverse-time step from t to t - T/N."""
+    """Base predictor: one reverse-time step from t to the next time of the grid."""
+
+    #: True for predictors that step through the Tweedie estimate x0 (they accept ``refine``)
+    uses_denoised = False
 
     def __init__(self, sde: SDE, score_fn: ScoreFn, probability_flow: bool = False,
                  generator: torch.Generator | None = None):
@@ -57,20 +60,28 @@ class Ancestral(Predictor):
 
 
 class DDIM(Predictor):
-    """Deterministic DDIM step (first-order exponential integrator of the probability-flow ODE).
+    """DDIM step (Song, Meng & Ermon 2021) in the (a, std) form of any SDE, with stochasticity ``eta``.
 
     From grid time t to the next grid time s = t - (T - eps) / (N - 1) (eps = the SDE's
     ``default_eps``, the grid of :func:`scoremed.sampling.time_grid`), with Tweedie's
-    x0 = (x + std_t^2 score) / a_t and eps_hat = -std_t score:
-    ``x <- a_s x0 + std_s eps_hat``. For VE SDEs this is the exact Euler step in sigma; the
-    last step (s <= 0) returns x0. One score evaluation per step, no noise: with a
-    measurement step it gives a fast conditional sampler (see ``scoremed.solve``).
+    x0 = (x + std_t^2 score) / a_t and the noise estimate e = -std_t score:
+    ``x <- a_s x0 + sqrt(std_s^2 - c^2) e + c z``, c = eta std_s sqrt(1 - (a_t std_s / (a_s std_t))^2).
+    eta = 0 is the deterministic first-order exponential integrator of the probability-flow ODE
+    (the exact Euler step in sigma for VE SDEs); eta = 1 samples the DDPM / SMLD posterior
+    q(x_s | x_t, x0). The last step (s <= 0) returns x0. One score evaluation per step.
+
+    ``refine(x0, t) -> x0`` (a conditioning hook, e.g. conjugate-gradient data consistency)
+    replaces the Tweedie estimate before the step; the noise estimate stays the network's.
     """
 
     order = 1
+    uses_denoised = True
 
-    def __init__(self, sde, score_fn, probability_flow=False, generator=None):
+    def __init__(self, sde, score_fn, probability_flow=False, generator=None, eta: float = 0.0, refine=None):
         super().__init__(sde, score_fn, True, generator)
+        if not 0.0 <= float(eta) <= 1.0:
+            raise InputError(f"eta: expected a value in [0, 1], got {eta}")
+        self.eta, self.refine = float(eta), refine
         self.h = (sde.T - sde.default_eps) / max(sde.N - 1, 1)
         self._previous = None   # (x0 of the last step, its step in log-SNR) for multistep variants
 
@@ -83,17 +94,28 @@ class DDIM(Predictor):
         std_s = torch.where(final, torch.zeros_like(t), self.sde.marginal_std(s))
         return a_t, std_t, a_s, std_s, final
 
-    def denoised(self, x, t, a_t, std_t, a_s, std_s, final):
-        """The data estimate the step moves towards (x0 for DDIM)."""
-        score = self.score_fn(x, t)
-        return (x + append_dims(std_t * std_t, x.ndim) * score) / append_dims(a_t, x.ndim)
+    def extrapolate(self, x0, a_t, std_t, a_s, std_s, final):
+        """The data estimate the step moves towards (x0 itself for DDIM)."""
+        return x0
+
+    def noise_estimate(self, x, score, target, a_t, std_t):
+        """The noise the step keeps: the network's -std_t score (DDIM, also with a refined x0)."""
+        return -append_dims(std_t, x.ndim) * score
 
     def update(self, x, t):
         a_t, std_t, a_s, std_s, final = self._coefficients(t)
-        x0 = self.denoised(x, t, a_t, std_t, a_s, std_s, final)
-        ratio = append_dims(std_s / std_t, x.ndim)
-        x_mean = ratio * x + append_dims(a_s - a_t * std_s / std_t, x.ndim) * x0
-        return x_mean, x_mean
+        score = self.score_fn(x, t)
+        x0 = (x + append_dims(std_t * std_t, x.ndim) * score) / append_dims(a_t, x.ndim)
+        if self.refine is not None:
+            x0 = self.refine(x0, t)
+        x0 = self.extrapolate(x0, a_t, std_t, a_s, std_s, final)
+        noise_hat = self.noise_estimate(x, score, x0, a_t, std_t)
+        c = self.eta * std_s * torch.sqrt((1 - (a_t * std_s / (a_s * std_t)) ** 2).clamp_min(0))
+        keep = torch.sqrt((std_s * std_s - c * c).clamp_min(0))
+        x_mean = append_dims(a_s, x.ndim) * x0 + append_dims(keep, x.ndim) * noise_hat
+        if self.eta == 0.0:
+            return x_mean, x_mean
+        return x_mean + append_dims(c, x.ndim) * randn_like(x, self.generator), x_mean
 
 
 class DPMSolver2M(DDIM):
@@ -108,8 +130,7 @@ class DPMSolver2M(DDIM):
 
     order = 2
 
-    def denoised(self, x, t, a_t, std_t, a_s, std_s, final):
-        x0 = super().denoised(x, t, a_t, std_t, a_s, std_s, final)
+    def extrapolate(self, x0, a_t, std_t, a_s, std_s, final):
         lam_t = torch.log(a_t / std_t)
         lam_s = torch.log(a_s / std_s.clamp_min(1e-30))
         h = lam_s - lam_t
@@ -118,8 +139,12 @@ class DPMSolver2M(DDIM):
             return x0
         x0_prev, lam_prev = previous
         r = ((lam_t - lam_prev) / h).clamp_min(1e-6)
-        w = append_dims(torch.where(final, torch.zeros_like(r), 0.5 / r), x.ndim)
+        w = append_dims(torch.where(final, torch.zeros_like(r), 0.5 / r), x0.ndim)
         return (1 + w) * x0 - w * x0_prev
+
+    def noise_estimate(self, x, score, target, a_t, std_t):
+        """(x - a_t D) / std_t: the update of DPM-Solver++ in its data-prediction form."""
+        return (x - append_dims(a_t, x.ndim) * target) / append_dims(std_t, x.ndim)
 
 
 class NoPredictor(Predictor):
@@ -127,57 +152,8 @@ class NoPredictor(Predictor):
         return x, x
 
 
-class Corrector:
-    """Base corrector: ``n_steps`` MCMC steps targeting p_t."""
-
-    def __init__(self, sde: SDE, score_fn: ScoreFn, snr: float = 0.16, n_steps: int = 1,
-                 generator: torch.Generator | None = None):
-        if snr < 0 or n_steps < 0:
-            raise InputError(f"snr, n_steps: expected non-negative values, got {snr}, {n_steps}")
-        self.sde, self.score_fn, self.snr, self.n_steps, self.generator = sde, score_fn, snr, int(n_steps), generator
-
-    def step_size(self, grad: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def update(self, x, t):
-        x_mean = x
-        for _ in range(self.n_steps):
-            grad = self.score_fn(x, t)
-            noise = randn_like(x, self.generator)
-            step = append_dims(self.step_size(grad, noise, t), x.ndim)
-            x_mean = x + step * grad
-            x = x_mean + torch.sqrt(2 * step) * noise
-        return x, x_mean
-
-
-class Langevin(Corrector):
-    """Langevin MCMC with the signal-to-noise step rule eps = 2 alpha (snr |z| / |score|)^2.
-
-    Norms are taken per example (not averaged over the batch), so each image of a batch
-    gets its own step size.
-    """
-
-    def step_size(self, grad, noise, t):
-        grad_norm = grad.flatten(1).norm(dim=1)
-        noise_norm = noise.flatten(1).norm(dim=1)
-        return 2 * self.sde.corrector_alpha(t) * (self.snr * noise_norm / grad_norm.clamp_min(1e-12)) ** 2
-
-
-class AnnealedLangevin(Corrector):
-    """Annealed Langevin dynamics of NCSN: eps = 2 alpha (snr std(t))^2."""
-
-    def step_size(self, grad, noise, t):
-        return 2 * self.sde.corrector_alpha(t) * (self.snr * self.sde.marginal_std(t)) ** 2
-
-
-class NoCorrector(Corrector):
-    def update(self, x, t):
-        return x, x
-
-
 PREDICTORS = {"euler_maruyama": EulerMaruyama, "reverse_diffusion": ReverseDiffusion, "ancestral": Ancestral,
               "ddim": DDIM, "dpm2m": DPMSolver2M, "none": NoPredictor}
-CORRECTORS = {"langevin": Langevin, "annealed_langevin": AnnealedLangevin, "none": NoCorrector}
 
 
 def pick(table: dict, name: str, argument: str):
