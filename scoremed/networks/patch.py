@@ -64,7 +64,7 @@ class PatchScore(nn.Module):
         seed: seed of the tile offsets and background noise (a fresh stream per device).
     """
 
-    def __init__(self, net: nn.Module, patch_size: int, mode: str = "tiles", patch_batch: int = 64,
+    def __init__(self, net: nn.Module, patch_size: int, mode: str = "tiles", patch_batch: int = 16,
                  multiple: int = 8, seed: int = 0):
         super().__init__()
         if mode not in MODES:
