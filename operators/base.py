@@ -1,82 +1,44 @@
 """The operator protocol: ``LinearOperator`` and ``DecomposableOperator`` (A = P(Λ) T).
 
-Operators are ``torch.nn.Module`` s with batch-first tensors. Masks, angles and matrices
-are buffers, so ``.to(device)`` / ``.to(dtype)`` move them. ``forward`` / ``adjoint`` only
-check shapes, dtypes and devices (no host synchronisation: they run inside sampling loops,
-whose divergence watch catches NaN/Inf instead); ``check_measurement`` and
-``pseudo_inverse`` also reject non-finite values.
+Operators are ``torch.nn.Module`` s with batch-first tensors. Masks, angles and maps are
+buffers, so ``.to(device)`` / ``.to(dtype)`` move them. ``forward`` / ``adjoint`` only
+check shapes, dtypes and devices around a private ``_forward`` / ``_adjoint`` (no host
+synchronisation: they run inside sampling loops, whose divergence watch catches NaN/Inf
+instead); ``check_measurement`` and ``pseudo_inverse`` also reject non-finite values.
+
+Operators compose like sigpy linops: ``A @ B``, ``A.H``, ``2 * A``, ``A + B``, ``A - B``
+(see :mod:`scoremed.operators.algebra`), and ``A.norm()`` is computed once per image
+shape by power iteration and cached.
 """
 from __future__ import annotations
+
+import math
+import numbers
 
 import torch
 from torch import nn
 
 from scoremed.errors import InputError
 
-Shape = tuple[int | None, ...]
+from .checks import Shape, check_finite, check_tensor, complex_dtype, describe
+
+__all__ = ["LinearOperator", "DecomposableOperator", "Shape", "is_scalar"]
 
 
-def describe(t: torch.Tensor) -> str:
-    """``'float32 (2, 1, 32, 32)'``: dtype and shape of ``t`` for error messages."""
-    return f"{str(t.dtype).removeprefix('torch.')} {tuple(t.shape)}"
-
-
-def format_shape(shape: Shape) -> str:
-    """``(B, C, 64, 64)`` for the per-sample shape ``(None, 64, 64)``."""
-    return "(" + ", ".join(["B"] + ["C" if s is None else str(s) for s in shape]) + ")"
-
-
-def check_tensor(t: object, name: str, shape: Shape, domain: str, what: str) -> torch.Tensor:
-    """Raise InputError unless ``t`` is a (B, *shape) tensor of the given domain.
-
-    ``domain`` is ``"real"`` (floating point), ``"complex"`` or ``"real or complex"``;
-    ``None`` entries of ``shape`` match any size.
-    """
-    expected = f"{domain} {what} of shape {format_shape(shape)}"
-    if not isinstance(t, torch.Tensor):
-        raise InputError(f"{name}: expected a torch.Tensor ({expected}), got {type(t).__name__}")
-    dtype_ok = {"real": t.is_floating_point(), "complex": t.is_complex(),
-                "real or complex": t.is_floating_point() or t.is_complex()}[domain]
-    shape_ok = t.ndim == len(shape) + 1 and all(e is None or e == s for e, s in zip(shape, t.shape[1:]))
-    if not (dtype_ok and shape_ok):
-        raise InputError(f"{name}: expected {expected}, got {describe(t)}")
-    if t.device.type == "meta":
-        raise InputError(f"{name}: expected a tensor with data (cpu or cuda), got a meta tensor")
-    if t.numel() == 0:
-        raise InputError(f"{name}: expected a non-empty {what} (B >= 1, C >= 1), got {describe(t)}")
-    return t
-
-
-def check_finite(t: torch.Tensor, name: str) -> None:
-    """Raise InputError if ``t`` holds NaN or Inf (synchronises with the device)."""
-    bad = int((~torch.isfinite(t)).sum())
-    if bad:
-        raise InputError(f"{name}: expected finite values, got {bad} NaN/Inf entries in {describe(t)}")
-
-
-def check_binary_mask(mask: object, name: str = "mask") -> torch.Tensor:
-    """A bool or 0/1 tensor as a float32 tensor; InputError otherwise."""
-    if not isinstance(mask, torch.Tensor):
-        raise InputError(f"{name}: expected a torch.Tensor of 0/1 values, got {type(mask).__name__}")
-    if mask.numel() == 0 or mask.device.type == "meta":
-        raise InputError(f"{name}: expected a non-empty tensor of 0/1 values, got {describe(mask)} on {mask.device}")
-    if mask.is_complex() or not bool(((mask == 0) | (mask == 1)).all()):
-        raise InputError(f"{name}: expected only 0/1 (or bool) values, got {describe(mask)} "
-                         f"with values outside {{0, 1}}")
-    return mask.detach().to(torch.float32)
-
-
-def real_dtype(t: torch.Tensor) -> torch.dtype:
-    """The real dtype matching ``t`` (float32 for complex64 ...)."""
-    return t.real.dtype if t.is_complex() else t.dtype
+def is_scalar(value: object) -> bool:
+    """True for a Python / NumPy number or a 0-d tensor (not a bool)."""
+    if isinstance(value, torch.Tensor):
+        return value.ndim == 0
+    return isinstance(value, numbers.Number) and not isinstance(value, bool)
 
 
 class LinearOperator(nn.Module):
     """A linear map y = A x between batched images (B, *image_shape) and measurements.
 
-    Subclasses set ``kind`` ("inpaint", "colorize", "mri", "mri-multicoil", "ct"),
-    ``measurement_name`` and ``complex_measurement``, and implement ``image_shape``,
-    ``measurement_shape``, ``forward``, ``adjoint`` and ``pseudo_inverse``. ``adjoint`` is the
+    Subclasses set ``kind`` ("inpaint", "colorize", "mri", "mri-multicoil", "ct", "" for
+    generic operators), ``measurement_name`` and the domains, implement ``image_shape``
+    and ``measurement_shape`` and either set ``self.op`` (the composition of primitives
+    they are built from) or override ``_forward`` / ``_adjoint``. ``adjoint`` is the
     adjoint for Re<., .>; outputs follow the input's precision.
     """
 
@@ -86,7 +48,11 @@ class LinearOperator(nn.Module):
     complex_images: bool = False
     #: True for FFT-based operators: torch.fft has no float16 / bfloat16 kernels on the CPU
     needs_full_precision: bool = False
+    #: True if the measurement has the image's shape wherever the image shape is free
+    #: (masks, FFTs, pointwise products): lets compositions carry shape constraints through
+    preserves_shape: bool = False
 
+    # --- shapes and domains -------------------------------------------------------------
     @property
     def image_shape(self) -> Shape:
         """Image shape without batch; None for a size the operator does not fix."""
@@ -97,18 +63,45 @@ class LinearOperator(nn.Module):
         """Measurement shape without batch; None for a size the operator does not fix."""
         raise NotImplementedError
 
+    @property
+    def image_domain(self) -> str:
+        """"real", "complex" or "real or complex": the images ``forward`` accepts."""
+        return "real or complex" if self.complex_images else "real"
+
+    @property
+    def measurement_domain(self) -> str:
+        """"real", "complex" or "real or complex" (= the input's domain)."""
+        return "complex" if self.complex_measurement else "real"
+
+    # --- application --------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """A x for images (B, *image_shape)."""
+        return self._forward(self.check_image(x))
+
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """A^H y."""
-        raise NotImplementedError
+        """A^H y for measurements (B, *measurement_shape); real images get the real part."""
+        return self._image_output(self._adjoint(self._check_measurement_layout(y)))
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(x)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.op.adjoint(y)
 
     def pseudo_inverse(self, y: torch.Tensor) -> torch.Tensor:
-        """Classical direct reconstruction from y; rejects non-finite y."""
-        raise NotImplementedError
+        """Classical direct reconstruction from y; rejects non-finite y.
 
+        Generic operators use the scaled adjoint A^H y / ||A||^2 (exact when
+        A A^H = ||A||^2 I); the named operators override it (zero-filled IFFT, FBP, ...).
+        """
+        y = self.check_measurement(y)
+        norm = self.norm(device=y.device)
+        return self.adjoint(y) / (norm * norm if norm > 0 else 1.0)
+
+    # --- checks -------------------------------------------------------------------------
     def check_image(self, x: object, name: str = "x") -> torch.Tensor:
         """Raise InputError unless ``x`` has the image shape, a valid dtype and the operator's device."""
-        domain = "real or complex" if self.complex_images else "real"
-        return self._check_device(check_tensor(x, name, self.image_shape, domain, "image"), name)
+        return self._check_device(check_tensor(x, name, self.image_shape, self.image_domain, "image"), name)
 
     def check_measurement(self, y: object, name: str = "y") -> torch.Tensor:
         """Raise InputError unless ``y`` has the measurement shape, dtype and finite values."""
@@ -117,23 +110,116 @@ class LinearOperator(nn.Module):
         return y
 
     def _check_measurement_layout(self, y: object, name: str = "y") -> torch.Tensor:
-        domain = "complex" if self.complex_measurement else "real"
-        return self._check_device(check_tensor(y, name, self.measurement_shape, domain, self.measurement_name), name)
+        return self._check_device(check_tensor(y, name, self.measurement_shape, self.measurement_domain,
+                                               self.measurement_name), name)
 
     def _check_device(self, t: torch.Tensor, name: str) -> torch.Tensor:
         """Precision and device of a tensor that passed :func:`check_tensor`."""
         if self.needs_full_precision and t.dtype in (torch.float16, torch.bfloat16, torch.complex32):
             raise InputError(f"{name}: expected float32/float64 (or complex64/complex128) for this FFT-based "
                              f"operator, got {describe(t)}; convert with .float()")
-        buffer = next(self.buffers(), None)
-        if buffer is not None and buffer.device != t.device:
-            raise InputError(f"{name}: expected a tensor on the operator's device {buffer.device}, got one on "
+        device = self.device
+        if device is not None and device != t.device:
+            raise InputError(f"{name}: expected a tensor on the operator's device {device}, got one on "
                              f"{t.device}; move one of them with .to(device)")
         return t
 
+    @property
+    def device(self) -> torch.device | None:
+        """Device of the operator's buffers and parameters (None if it has none)."""
+        for tensor in self.buffers():
+            return tensor.device
+        for tensor in self.parameters():
+            return tensor.device
+        return None
+
     def _image_output(self, x: torch.Tensor) -> torch.Tensor:
-        """Drop the imaginary part unless the operator works with complex images."""
-        return x if self.complex_images or not x.is_complex() else x.real.contiguous()
+        """Drop the imaginary part if the operator works with real images."""
+        return x.real.contiguous() if x.is_complex() and self.image_domain == "real" else x
+
+    # --- algebra ------------------------------------------------------------------------
+    @property
+    def H(self) -> LinearOperator:  # noqa: N802 (sigpy / numpy name)
+        """The adjoint operator A^H (created once; ``A.H.H is A``)."""
+        cached = self.__dict__.get("_adjoint_op")
+        if cached is None:
+            from .algebra import Adjoint
+
+            cached = self.__dict__["_adjoint_op"] = Adjoint(self)
+        return cached
+
+    def __matmul__(self, other: object) -> LinearOperator:
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        from .algebra import Compose
+
+        return Compose(self, other)
+
+    def __mul__(self, other: object) -> LinearOperator:
+        if not is_scalar(other):
+            return NotImplemented
+        from .algebra import Scaled
+
+        return Scaled(self, other)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: object) -> LinearOperator:
+        return self * (1 / other) if is_scalar(other) else NotImplemented
+
+    def __neg__(self) -> LinearOperator:
+        return self * -1
+
+    def __add__(self, other: object) -> LinearOperator:
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        from .algebra import Sum
+
+        return Sum(self, other)
+
+    def __sub__(self, other: object) -> LinearOperator:
+        return self + (-other) if isinstance(other, LinearOperator) else NotImplemented
+
+    # --- norm ---------------------------------------------------------------------------
+    def norm(self, image_shape: Shape | None = None, *, device=None, max_iter: int = 100,
+             tol: float = 1e-4) -> float:
+        """||A||_2 on images of ``image_shape`` (default: the operator's; free sizes = 1), cached.
+
+        Power iteration on A^H A from a fixed random start (seed 0), stopped when the
+        estimate changes by less than ``tol`` (relative); it approaches the norm from
+        below. The value is cached per image shape.
+        """
+        shape = self._full_image_shape(image_shape)
+        cache = self.__dict__.setdefault("_norms", {})
+        if shape not in cache:
+            cache[shape] = self._power_iteration(shape, device, max_iter, tol)
+        return cache[shape]
+
+    def _full_image_shape(self, image_shape: Shape | None) -> tuple[int, ...]:
+        own = self.image_shape
+        shape = own if image_shape is None else tuple(image_shape)
+        if len(shape) != len(own) or any(s is not None and (s < 1 or (o is not None and o != s))
+                                         for s, o in zip(shape, own)):
+            raise InputError(f"image_shape: expected {len(own)} positive sizes fitting the operator's image shape "
+                             f"{own}, got {image_shape!r}")
+        return tuple((1 if o is None else o) if s is None else s for s, o in zip(shape, own))
+
+    def _power_iteration(self, shape: tuple[int, ...], device, max_iter: int, tol: float) -> float:
+        dtype = next((b.dtype for b in self.buffers() if b.is_floating_point()), torch.float32)
+        device = device if device is not None else (self.device or "cpu")
+        g = torch.Generator().manual_seed(0)
+        v = torch.randn((1, *shape), generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+        v = (v.to(complex_dtype(dtype)) if self.image_domain == "complex" else v) / torch.linalg.vector_norm(v)
+        estimate = 0.0
+        for _ in range(max_iter):
+            w = self.adjoint(self(v))
+            previous, estimate = estimate, float(torch.linalg.vector_norm(w))
+            if estimate == 0.0 or not math.isfinite(estimate):
+                break
+            v = w / estimate
+            if abs(estimate - previous) <= tol * estimate:
+                break
+        return math.sqrt(estimate) if math.isfinite(estimate) else estimate
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, image_shape={self.image_shape}"

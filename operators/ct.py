@@ -1,4 +1,18 @@
-"""2D parallel-beam CT: sparse Radon matrices as buffers, exact adjoint, filtered back-projection."""
+"""2D parallel-beam CT at any angles and detector layout: matrix-free projector, exact adjoint, FBP.
+
+``CT(n, angles)`` takes any angles (radians, any order and count) and any number and
+spacing of detector bins. When every angle lies on a full grid of evenly spaced views
+(``full_angles``, by default the 180 views ``full_view_angles(180)``), ``CT(...)``
+returns a :class:`SparseViewCT`: the same operator, decomposable as A = P(Λ) T for the
+transform-domain consistency step; other geometries use the gradient / CG paths, which
+need only ``forward`` and ``adjoint``.
+
+Cost (``scripts/benchmark_operators.py`` measures it): the operator stores only its
+angles and a disc mask (n^2 floats); the projector works in blocks of views with a few
+hundred MB of working memory. At 512 x 512 with 720 views: construction in
+milliseconds, one forward or adjoint in a few seconds on one CPU thread (a sparse
+system matrix would hold ~3e8 entries, several GB).
+"""
 from __future__ import annotations
 
 import math
@@ -7,10 +21,17 @@ import torch
 
 from scoremed.errors import InputError
 
-from .base import DecomposableOperator, Shape, check_tensor
-from .radon import SparseMatmul, backprojection_entries, csr, csr_parts, projection_entries, ramp_filter
+from .base import DecomposableOperator, LinearOperator, Shape
+from .checks import check_tensor
+from .primitives import Mask
+from .radon import WINDOWS, RayTransform
 
-WINDOWS = ("ramp", "shepp-logan", "cosine", "hann")
+__all__ = ["CT", "SparseViewCT", "ParallelBeam", "full_view_angles", "sparse_view_angles", "WINDOWS"]
+
+#: |angle| above this many radians is taken for degrees
+MAX_ANGLE = 4 * math.pi
+#: an angle within this distance (radians) of a grid angle lies on the grid
+GRID_TOLERANCE = 1e-6
 
 
 def full_view_angles(n_full: int = 180) -> torch.Tensor:
@@ -28,84 +49,139 @@ def sparse_view_angles(n_views: int, n_full: int = 180) -> torch.Tensor:
     return full[torch.arange(n_views) * n_full // n_views]
 
 
-def _angles(a: object, name: str) -> torch.Tensor:
-    t = torch.as_tensor(a, dtype=torch.float64) if not isinstance(a, torch.Tensor) else a.detach().double().cpu()
+def check_angles(a: object, name: str) -> torch.Tensor:
+    """float64 CPU (V,) angles in radians from a sequence or tensor; InputError otherwise."""
+    try:
+        t = a.detach().double().cpu() if isinstance(a, torch.Tensor) else torch.as_tensor(a, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise InputError(f"{name}: expected a 1-D sequence of angles in radians, got {type(a).__name__}") from None
     if t.ndim != 1 or len(t) < 1 or not bool(torch.isfinite(t).all()):
         raise InputError(f"{name}: expected a non-empty 1-D sequence of finite angles in radians, got {a!r}")
+    if float(t.abs().max()) > MAX_ANGLE:
+        raise InputError(f"{name}: expected radians, got values up to {float(t.abs().max()):.4g} "
+                         "(degrees? convert with numpy.deg2rad)")
     return t
 
 
-class CT(DecomposableOperator):
-    """Sparse-view parallel-beam CT: image (B, C, n, n) -> sinogram (B, C, n_views, n_detectors).
+def _grid_positions(angles: torch.Tensor, full: torch.Tensor) -> torch.Tensor | None:
+    """Index into ``full`` of every angle, or None if some angle is not on the grid."""
+    dist = (angles[:, None] - full[None, :]).abs()
+    nearest = dist.argmin(dim=1)
+    return nearest if bool((dist.min(dim=1).values < GRID_TOLERANCE).all()) else None
 
-    Line integrals in pixel units over the disc inscribed in the image, rotation centre at
-    pixel (n//2, n//2) and detector n_detectors//2 (the ``skimage.transform.radon(circle=True)``
-    convention; angles in radians). Decomposition: T = Radon transform over ``full_angles``
-    (default ``full_view_angles(180)``), ``mask`` (1, 1, n_full, 1) selects the measured
-    views, ``inverse_transform`` = full-view FBP. Every angle must be one of ``full_angles``.
-    Computed in the operator's dtype (float32 unless moved with ``.to(torch.float64)``).
+
+def _check_positive(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise InputError(f"{name}: expected a positive number (pixels), got {value!r}")
+    return float(value)
+
+
+class ParallelBeam(RayTransform):
+    """The parallel-beam ray transform, no support mask: image (B, C, n, n) -> (B, C, V, n_detectors).
+
+    The ray of angle θ through detector bin d is {(x, y) = (c + s cos θ + t sin θ,
+    c - s sin θ + t cos θ)}, s = (d - detector_center) * detector_spacing, with the
+    rotation centre c = n // 2 (the ``skimage.transform.radon`` convention): θ = 0 sums
+    the image's columns. Lengths in pixels.
+    """
+
+    def __init__(self, image_size: int, angles: torch.Tensor, n_detectors: int, detector_spacing: float = 1.0,
+                 detector_center: float | None = None):
+        super().__init__(image_size, len(angles), n_detectors)
+        self.register_buffer("angles", angles.to(torch.get_default_dtype()))
+        self.detector_spacing = detector_spacing
+        self.detector_center = float(n_detectors // 2 if detector_center is None else detector_center)
+
+    def _offsets(self, dtype: torch.dtype) -> torch.Tensor:
+        d = torch.arange(self.n_detectors, dtype=dtype, device=self.angles.device)
+        return (d - self.detector_center) * self.detector_spacing
+
+    def rays(self, views: slice, dtype: torch.dtype):
+        theta = self.angles[views].to(dtype)[:, None]
+        cos, sin, s, c = torch.cos(theta), torch.sin(theta), self._offsets(dtype), self.image_size // 2
+        return c + s * cos, c - s * sin, sin, cos
+
+    def detector_positions(self, views: slice, dtype: torch.dtype):
+        theta = self.angles[views].to(dtype)
+        r = torch.arange(self.image_size, dtype=dtype, device=theta.device) - self.image_size // 2
+        s = r[None, None, :] * torch.cos(theta)[:, None, None] - r[None, :, None] * torch.sin(theta)[:, None, None]
+        return s / self.detector_spacing + self.detector_center, None
+
+    def fbp_weights(self, dtype: torch.dtype) -> torch.Tensor:
+        """π / n_views for every view (``iradon``'s uniform weighting)."""
+        return torch.full((self.n_views,), math.pi / self.n_views, dtype=dtype, device=self.angles.device)
+
+    def extra_repr(self) -> str:
+        return (f"{super().extra_repr()}, detector_spacing={self.detector_spacing}, "
+                f"detector_center={self.detector_center}")
+
+
+def _disc(n: int) -> torch.Tensor:
+    """(n, n) float32 0/1: pixels within n//2 of the centre pixel (n//2, n//2)."""
+    r = torch.arange(n, dtype=torch.float64) - n // 2
+    return (r[:, None] ** 2 + r[None, :] ** 2 <= (n // 2) ** 2).to(torch.float32)
+
+
+class CT(LinearOperator):
+    """Parallel-beam CT: image (B, C, n, n) -> sinogram (B, C, n_views, n_detectors).
+
+    Args:
+        image_size: n, the image is n x n pixels.
+        angles: view angles in radians, any order and count (values up to 4π).
+        n_detectors: detector bins (default n, or ceil(sqrt(2) n) with ``circle=False``).
+        full_angles: a full grid of views the angles are picked from; then (and when the
+            angles lie on the default 180-view grid) ``CT(...)`` returns a :class:`SparseViewCT`.
+        detector_spacing: bin width in pixels; detector_center: the bin (fractional) the
+            rotation centre projects to (default n_detectors // 2).
+        circle: only the disc inscribed in the image is imaged (``skimage`` ``circle=True``);
+            pixels outside it are ignored and FBP returns 0 there.
+
+    Line integrals in pixel units (see :class:`ParallelBeam` for the geometry), computed in
+    the input's precision (float32 or float64) on the operator's device.
     """
 
     kind = "ct"
     measurement_name = "sinogram"
     needs_full_precision = True   # filtered back-projection uses torch.fft
 
-    def __init__(self, image_size: int, angles, n_detectors: int | None = None, full_angles=None):
+    def __new__(cls, *args, **kwargs):
+        if cls is CT and (len(args) > 1 or "angles" in kwargs):
+            angles = args[1] if len(args) > 1 else kwargs["angles"]
+            full = args[3] if len(args) > 3 else kwargs.get("full_angles")
+            try:
+                on_grid = full is not None or _grid_positions(check_angles(angles, "angles"), full_view_angles()) \
+                    is not None
+            except InputError:
+                on_grid = False  # __init__ reports it
+            cls = SparseViewCT if on_grid else cls
+        return super().__new__(cls)
+
+    def __init__(self, image_size: int, angles, n_detectors: int | None = None, full_angles=None, *,
+                 detector_spacing: float = 1.0, detector_center: float | None = None, circle: bool = True):
         super().__init__()
-        if not (isinstance(image_size, int) and image_size >= 2):
+        if isinstance(image_size, bool) or not (isinstance(image_size, int) and image_size >= 2):
             raise InputError(f"image_size: expected an int >= 2, got {image_size!r}")
-        n_det = image_size if n_detectors is None else n_detectors
-        if not (isinstance(n_det, int) and n_det >= 1):
+        n_det = (image_size if circle else math.ceil(math.sqrt(2) * image_size)) if n_detectors is None \
+            else n_detectors
+        if isinstance(n_det, bool) or not (isinstance(n_det, int) and n_det >= 1):
             raise InputError(f"n_detectors: expected an int >= 1, got {n_detectors!r}")
-        full = full_view_angles() if full_angles is None else _angles(full_angles, "full_angles")
-        angles = _angles(angles, "angles")
-        dist = (angles[:, None] - full[None, :]).abs()
-        nearest = dist.argmin(dim=1)
-        if not bool((dist.min(dim=1).values < 1e-6).all()):
-            raise InputError(f"angles: expected each angle to be one of full_angles ({len(full)} angles "
-                             f"in [{full.min():.4g}, {full.max():.4g}] rad), got {angles.tolist()}")
-        if len(nearest.unique()) != len(nearest):
-            raise InputError(f"angles: expected distinct angles, got {angles.tolist()}")
-        self.image_size, self.n_detectors = image_size, n_det
-        dtype = torch.get_default_dtype()
-        self.register_buffer("angles", full[nearest].to(dtype))
-        self.register_buffer("full_angles", full.to(dtype))
-        self.register_buffer("view_index", nearest)
-        mask = torch.zeros(1, 1, len(full), 1)
-        mask[:, :, nearest] = 1
-        self.register_buffer("mask", mask)
-        self._same_views = torch.equal(nearest, torch.arange(len(full)))
-        self._sizes: dict[str, tuple[int, int]] = {}
-        n_pix, n_rays, n_full_rays = image_size ** 2, len(nearest) * n_det, len(full) * n_det
-        rows, cols, vals = projection_entries(image_size, full, n_det)
-        if not self._same_views:
-            self._add_matrix("full_proj", rows, cols, vals, (n_full_rays, n_pix))
-            position = torch.full((len(full),), -1)  # full view -> measured view
-            position[nearest] = torch.arange(len(nearest))
-            measured = position[rows // n_det]
-            keep = measured >= 0
-            rows, cols, vals = measured[keep] * n_det + rows[keep] % n_det, cols[keep], vals[keep]
-        self._add_matrix("proj", rows, cols, vals, (n_rays, n_pix))
-        self._add_matrix("backproj", *backprojection_entries(image_size, full, n_det), (n_pix, n_full_rays),
-                         transpose=False)
+        spacing = _check_positive(detector_spacing, "detector_spacing")
+        if detector_center is not None and not (isinstance(detector_center, (int, float))
+                                                and math.isfinite(detector_center)):
+            raise InputError(f"detector_center: expected a number (detector bins), got {detector_center!r}")
+        self.image_size, self.n_detectors, self.circle = image_size, n_det, bool(circle)
+        self._geometry = {"n_detectors": n_det, "detector_spacing": spacing, "detector_center": detector_center}
+        self.projector = ParallelBeam(image_size, self._measured_angles(angles, full_angles), **self._geometry)
+        self.support = Mask(_disc(image_size), name="support") if circle else None
+        self.op = self.projector @ self.support if circle else self.projector
 
-    def _add_matrix(self, name: str, rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor,
-                    shape: tuple[int, int], transpose: bool = True) -> None:
-        """Register the CSR parts of a matrix (and, if ``transpose``, of its transpose as
-        ``name + '_t'``) as non-persistent buffers: derived data, not in the state dict."""
-        dtype = torch.get_default_dtype()
-        parts = {name: csr_parts(rows, cols, vals, *shape, dtype)}
-        if transpose:
-            parts[name + "_t"] = csr_parts(cols, rows, vals, shape[1], shape[0], dtype)
-        for key, (crow, col, val) in parts.items():
-            self._sizes[key] = shape if key == name else shape[::-1]
-            self.register_buffer(f"_{key}_crow", crow, persistent=False)
-            self.register_buffer(f"_{key}_col", col, persistent=False)
-            self.register_buffer(f"_{key}_val", val, persistent=False)
+    def _measured_angles(self, angles, full_angles) -> torch.Tensor:
+        return check_angles(angles, "angles")
 
-    def _matrix(self, name: str) -> torch.Tensor:
-        return csr(getattr(self, f"_{name}_crow"), getattr(self, f"_{name}_col"),
-                   getattr(self, f"_{name}_val"), self._sizes[name])
+    @property
+    def angles(self) -> torch.Tensor:
+        """The measured view angles (n_views,), radians."""
+        return self.projector.angles
 
     @property
     def image_shape(self) -> Shape:
@@ -115,30 +191,56 @@ class CT(DecomposableOperator):
     def measurement_shape(self) -> Shape:
         return (None, len(self.angles), self.n_detectors)
 
-    def _matmul(self, name: str, t: torch.Tensor, out_shape: tuple[int, ...], transpose_name: str | None):
-        """Matrix ``name`` applied to the flattened trailing dims of t (B, C, ...); the
-        backward uses matrix ``transpose_name`` (or transposes on the fly when None)."""
-        a = self._matrix(name)
-        flat = t.reshape(t.shape[0] * t.shape[1], -1).T.to(a.dtype)
-        out = SparseMatmul.apply(flat, a, self._matrix(transpose_name) if transpose_name else None)
-        return out.T.reshape(*t.shape[:2], *out_shape).to(t.dtype).contiguous()
+    def _check_window(self, window: str) -> None:
+        if window not in WINDOWS:
+            raise InputError(f"window: expected one of {WINDOWS}, got {window!r}")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, n, n) image -> (B, C, n_views, n_detectors) sinogram of the measured views."""
-        x = self.check_image(x)
-        return self._matmul("proj", x, (len(self.angles), self.n_detectors), "proj_t")
+    def _fbp(self, transform: RayTransform, sinogram: torch.Tensor, window: str) -> torch.Tensor:
+        self._check_window(window)
+        image = transform.fbp(sinogram, window)
+        return self.support(image) if self.support is not None else image
 
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        """Exact adjoint (back-projection without filter) -> (B, C, n, n)."""
-        y = self._check_measurement_layout(y)
-        return self._matmul("proj_t", y, (self.image_size, self.image_size), "proj")
+    def pseudo_inverse(self, y: torch.Tensor, window: str = "ramp") -> torch.Tensor:
+        """FBP from the measured views, scaled like ``skimage.transform.iradon``."""
+        return self._fbp(self.projector, self.check_measurement(y), window)
+
+    def extra_repr(self) -> str:
+        return (f"image_size={self.image_size}, n_views={len(self.angles)}, n_detectors={self.n_detectors}, "
+                f"circle={self.circle}")
+
+
+class SparseViewCT(CT, DecomposableOperator):
+    """CT whose angles are picked from a full grid of views ``full_angles`` (default 180 views).
+
+    Decomposition: T = the projection over ``full_angles``, ``mask`` (1, 1, n_full, 1)
+    selects the measured views, ``inverse_transform`` = full-view FBP. Every angle must
+    be one of ``full_angles`` (to 1e-6 rad), each at most once.
+    """
+
+    def _measured_angles(self, angles, full_angles) -> torch.Tensor:
+        full = full_view_angles() if full_angles is None else check_angles(full_angles, "full_angles")
+        nearest = _grid_positions(check_angles(angles, "angles"), full)
+        if nearest is None:
+            raise InputError(f"angles: expected each angle to be one of full_angles ({len(full)} angles "
+                             f"in [{full.min():.4g}, {full.max():.4g}] rad), got {check_angles(angles, 'angles').tolist()}")
+        if len(nearest.unique()) != len(nearest):
+            raise InputError(f"angles: expected distinct angles, got {check_angles(angles, 'angles').tolist()}")
+        self.register_buffer("view_index", nearest)
+        mask = torch.zeros(1, 1, len(full), 1)
+        mask[:, :, nearest] = 1
+        self.register_buffer("mask", mask)
+        self.full_projector = ParallelBeam(self.image_size, full, **self._geometry)
+        return full[nearest]
+
+    @property
+    def full_angles(self) -> torch.Tensor:
+        """The full grid of views (n_full,), radians."""
+        return self.full_projector.angles
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """Full-view sinogram (B, C, n_full, n_detectors)."""
         x = self.check_image(x)
-        if self._same_views:
-            return self.forward(x)
-        return self._matmul("full_proj", x, (len(self.full_angles), self.n_detectors), "full_proj_t")
+        return self.full_projector(self.support(x) if self.support is not None else x)
 
     def embed(self, y: torch.Tensor) -> torch.Tensor:
         """Measured views scattered into a zero full-view sinogram (B, C, n_full, n_detectors)."""
@@ -146,31 +248,11 @@ class CT(DecomposableOperator):
         full = y.new_zeros(*y.shape[:2], len(self.full_angles), self.n_detectors)
         return full.index_copy(2, self.view_index, y)
 
-    def _check_window(self, window: str) -> None:
-        if window not in WINDOWS:
-            raise InputError(f"window: expected one of {WINDOWS}, got {window!r}")
-
-    def _fbp(self, full_sinogram: torch.Tensor, n_views: int, window: str) -> torch.Tensor:
-        """FBP of a full-view sinogram in which ``n_views`` views are non-zero."""
-        h = ramp_filter(self.n_detectors, window, full_sinogram.dtype, full_sinogram.device)
-        size = 2 * (len(h) - 1)
-        filtered = torch.fft.irfft(torch.fft.rfft(full_sinogram, n=size) * h, n=size)[..., : self.n_detectors]
-        image = self._matmul("backproj", filtered, (self.image_size, self.image_size), None)
-        return image * (math.pi / n_views)
-
     def inverse_transform(self, k: torch.Tensor, window: str = "ramp") -> torch.Tensor:
         """Full-view FBP: (B, C, n_full, n_detectors) -> (B, C, n, n), zero outside the disc."""
         shape = (None, len(self.full_angles), self.n_detectors)
         k = self._check_device(check_tensor(k, "k", shape, "real", "full-view sinogram"), "k")
-        self._check_window(window)
-        return self._fbp(k, len(self.full_angles), window)
-
-    def pseudo_inverse(self, y: torch.Tensor, window: str = "ramp") -> torch.Tensor:
-        """FBP from the measured views, scaled like ``skimage.transform.iradon``."""
-        y = self.check_measurement(y)
-        self._check_window(window)
-        return self._fbp(self.embed(y), len(self.angles), window)
+        return self._fbp(self.full_projector, k, window)
 
     def extra_repr(self) -> str:
-        return (f"image_size={self.image_size}, n_views={len(self.angles)}, "
-                f"n_detectors={self.n_detectors}, n_full={len(self.full_angles)}")
+        return f"{super().extra_repr()}, n_full={len(self.full_angles)}"

@@ -5,7 +5,8 @@ import math
 
 import torch
 
-from .base import DecomposableOperator, Shape, check_tensor
+from .base import DecomposableOperator, Shape
+from .checks import check_tensor
 
 
 class Grayscale(DecomposableOperator):
@@ -36,13 +37,13 @@ class Grayscale(DecomposableOperator):
     def measurement_shape(self) -> Shape:
         return (1, None, None)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> (B, 1, H, W)."""
-        return self.check_image(x).mean(dim=1, keepdim=True)
+        return x.mean(dim=1, keepdim=True)
 
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) -> (B, 3, H, W), y / 3 in every channel."""
-        return (self._check_measurement_layout(y) / 3).repeat(1, 3, 1, 1)
+        return (y / 3).repeat(1, 3, 1, 1)
 
     def pseudo_inverse(self, y: torch.Tensor) -> torch.Tensor:
         """The gray image copied into the 3 channels."""

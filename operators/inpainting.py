@@ -7,46 +7,44 @@ import torch
 
 from scoremed.errors import InputError
 
-from .base import DecomposableOperator, Shape, check_binary_mask, check_tensor, describe, real_dtype
+from .base import DecomposableOperator, Shape
+from .checks import check_binary_mask, check_tensor, describe
+from .primitives import Mask
 
 
 class Inpainting(DecomposableOperator):
-    """y = mask * x on the full grid (zeros at unknown pixels); T = identity.
+    """y = mask * x on the full grid (zeros at unknown pixels), a :class:`Mask`; T = identity.
 
     ``mask``: (H, W) or (C, H, W), 1/True = known pixel. Images are (B, C, H, W) real;
     an (H, W) mask applies to every channel.
     """
 
     kind = "inpaint"
+    preserves_shape = True
 
     def __init__(self, mask: torch.Tensor):
         super().__init__()
         mask = check_binary_mask(mask, "mask")
         if mask.ndim not in (2, 3):
             raise InputError(f"mask: expected shape (H, W) or (C, H, W), got {describe(mask)}")
-        self.register_buffer("mask", mask)
+        self.op = Mask(mask, image_shape=(None, *mask.shape) if mask.ndim == 2 else tuple(mask.shape))
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """The 0/1 mask (H, W) or (C, H, W)."""
+        return self.op.mask
 
     @property
     def image_shape(self) -> Shape:
-        return (None, *self.mask.shape) if self.mask.ndim == 2 else tuple(self.mask.shape)
+        return self.op.image_shape
 
     @property
     def measurement_shape(self) -> Shape:
         return self.image_shape
 
-    def _masked(self, t: torch.Tensor) -> torch.Tensor:
-        return t * self.mask.to(real_dtype(t))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) image -> (B, C, H, W) measurement, zero at unknown pixels."""
-        return self._masked(self.check_image(x))
-
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return self._masked(self._check_measurement_layout(y))
-
     def pseudo_inverse(self, y: torch.Tensor) -> torch.Tensor:
         """The masked image (unknown pixels set to 0)."""
-        return self._masked(self.check_measurement(y))
+        return self.adjoint(self.check_measurement(y))
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return self.check_image(x)
@@ -55,7 +53,7 @@ class Inpainting(DecomposableOperator):
         return self._check_device(check_tensor(k, "k", self.image_shape, "real", "image"), "k")
 
     def embed(self, y: torch.Tensor) -> torch.Tensor:
-        return self._masked(self._check_measurement_layout(y))
+        return self.op(self._check_measurement_layout(y))
 
 
 def _check_shape(shape: object) -> tuple[int, ...]:

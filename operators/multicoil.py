@@ -1,12 +1,14 @@
-"""Multi-coil (SENSE) Cartesian MRI: y_c = M F (S_c x); coil combination helpers."""
+"""Multi-coil (SENSE) Cartesian MRI: y_c = M F (S_c x), composed from primitives; coil combination helpers."""
 from __future__ import annotations
 
 import torch
 
 from scoremed.errors import InputError
 
-from .base import LinearOperator, Shape, describe, real_dtype
-from .mri import check_kspace_mask, fft2c, ifft2c
+from .base import LinearOperator, Shape
+from .checks import describe
+from .mri import check_kspace_mask
+from .primitives import FFT, Mask, Multiply
 
 
 def rss(coil_images: torch.Tensor, dim: int = 1, keepdim: bool = True) -> torch.Tensor:
@@ -49,10 +51,12 @@ def estimate_sensitivities(kspace: torch.Tensor, calib_width: int = 24, thresh: 
 class MultiCoilMRI(LinearOperator):
     """A = M F S: image (B, 1, H, W) -> coil k-space (B, Ncoil, H, W), complex, zero where unsampled.
 
-    ``mask``: (H, W) or (1, W) lines; ``sensitivity_maps``: (Ncoil, H, W) complex. The maps
-    are stored as a real view (``maps_real``, (Ncoil, H, W, 2)) so ``.to(dtype)`` keeps them.
-    With real images (default) ``adjoint`` and ``pseudo_inverse`` return the real part;
-    use ``complex_images=True`` when the maps' phase does not make the object real.
+    Composed as ``Mask(mask) @ FFT() @ Multiply(maps)``: the coil multiply expands one
+    image into Ncoil coil images (the stack of the per-coil products S_c x), the FFT and
+    the mask act on every coil. ``mask``: (H, W) or (1, W) lines; ``sensitivity_maps``:
+    (Ncoil, H, W) complex, stored as a real view so ``.to(dtype)`` keeps them. With real
+    images (default) ``adjoint`` and ``pseudo_inverse`` return the real part; use
+    ``complex_images=True`` when the maps' phase does not make the object real.
     """
 
     kind = "mri-multicoil"
@@ -70,46 +74,34 @@ class MultiCoilMRI(LinearOperator):
         if mask.shape[1] != maps.shape[2] or mask.shape[0] not in (1, maps.shape[1]):
             raise InputError(f"mask: expected shape {tuple(maps.shape[1:])} or (1, {maps.shape[2]}) to match "
                              f"sensitivity_maps {tuple(maps.shape)}, got {describe(mask)}")
-        self.register_buffer("mask", mask)
-        self.register_buffer("maps_real", torch.view_as_real(maps.detach().to(torch.complex64)).clone())
+        self.coils = Multiply(maps, image_shape=(1, *maps.shape[1:]))
+        self.sampling, self.fft = Mask(mask), FFT()
+        self.op = self.sampling @ self.fft @ self.coils
         self.complex_images = bool(complex_images)
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """The sampling mask (H, W) or (1, W)."""
+        return self.sampling.mask
 
     @property
     def maps(self) -> torch.Tensor:
         """Sensitivity maps (Ncoil, H, W), complex."""
-        return torch.view_as_complex(self.maps_real)
+        return self.coils.weight
 
     @property
     def image_shape(self) -> Shape:
-        return (1, *self.maps_real.shape[1:3])
+        return self.op.image_shape
 
     @property
     def measurement_shape(self) -> Shape:
-        return tuple(self.maps_real.shape[:3])
-
-    def _masked(self, k: torch.Tensor) -> torch.Tensor:
-        return k * self.mask.to(real_dtype(k))
-
-    def _maps_for(self, t: torch.Tensor) -> torch.Tensor:
-        return self.maps.to(torch.complex128 if real_dtype(t) == torch.float64 else torch.complex64)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H, W) image -> (B, Ncoil, H, W) complex k-space."""
-        x = self.check_image(x)
-        return self._masked(fft2c(self._maps_for(x) * x))
-
-    def _coil_images(self, y: torch.Tensor) -> torch.Tensor:
-        return ifft2c(self._masked(y))
-
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        y = self._check_measurement_layout(y)
-        x = (self._maps_for(y).conj() * self._coil_images(y)).sum(dim=1, keepdim=True)
-        return self._image_output(x)
+        return self.op.measurement_shape
 
     def pseudo_inverse(self, y: torch.Tensor) -> torch.Tensor:
         """SENSE combination of the zero-filled coil images."""
         y = self.check_measurement(y)
-        return self._image_output(sense_combine(self._coil_images(y), self._maps_for(y)))
+        coil_images = self.fft.adjoint(self.sampling(y))
+        return self._image_output(sense_combine(coil_images, self.coils.weight_for(y)))
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, n_coils={self.maps_real.shape[0]}, complex_images={self.complex_images}"
+        return f"{super().extra_repr()}, n_coils={self.maps.shape[0]}, complex_images={self.complex_images}"

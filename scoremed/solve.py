@@ -13,6 +13,7 @@ import torch
 
 from scoremed.errors import InputError, check_device, check_int, check_number, check_seed
 from scoremed.networks import COMPILE_MODES, PRECISIONS, fast_score
+from scoremed.operators import as_operator
 from scoremed.prior import ScorePrior
 from scoremed.sampling import (CORRECTORS, PREDICTORS, ConsistencyStep, DivergenceWatch, DPSGuidance, check_prior,
                                pc_sampler, pick, truncated)
@@ -151,21 +152,6 @@ def check_fit(prior: ScorePrior, operator, y: torch.Tensor) -> None:
 SCALE_SLACK = 2.0
 
 
-def operator_norm(operator, image_shape: tuple[int, ...], device, iterations: int = 20) -> float:
-    """||A||_2 on real images by power iteration on A^H A (from below; exact for A A^H = I)."""
-    g = torch.Generator().manual_seed(0)
-    v = torch.randn((1, *image_shape), generator=g).to(device)
-    sq = torch.zeros((), device=device)
-    for _ in range(iterations):
-        w = operator.adjoint(operator(v))
-        w = w.real if w.is_complex() else w
-        sq = torch.linalg.vector_norm(w)
-        if float(sq) == 0.0:
-            return 0.0
-        v = w / sq
-    return float(sq) ** 0.5
-
-
 def check_scale(prior: ScorePrior, operator, y: torch.Tensor) -> None:
     """For priors whose data live in [0, 1], refuse measurements far larger than A x can be.
 
@@ -177,7 +163,7 @@ def check_scale(prior: ScorePrior, operator, y: torch.Tensor) -> None:
     if not str(prior.metadata.get("intensity", "")).startswith("data in [0, 1]"):
         return
     try:
-        norm = operator_norm(operator, prior.image_shape, y.device)
+        norm = operator.norm(prior.image_shape, device=y.device)  # power iteration, cached on the operator
     except NotImplementedError:
         return
     bound = norm * float(torch.Size(prior.image_shape).numel()) ** 0.5
@@ -208,7 +194,8 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
 
     Args:
         y: measurement (B, ...) as ``operator.forward`` returns it.
-        operator: a scoremed operator (or any module with ``forward``/``adjoint``/``check_measurement``).
+        operator: a scoremed operator, a linear ``nn.Module`` / callable (adjoint by autograd) or a
+            deepinv ``LinearPhysics`` (its ``A`` / ``A_adjoint``); see ``scoremed.operators.as_operator``.
         prior: a :class:`ScorePrior`; None -> the shipped default for the operator's kind.
         method: "consistency" (Song et al. 2022, needs a decomposable operator or uses A^H),
             "projection" (hard consistency with the clean measurement) or "dps".
@@ -228,10 +215,9 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
     seed = check_seed(seed)
     if prior is not None:
         check_prior(prior)
-    check = getattr(operator, "check_measurement", None)
-    if not (callable(check) and callable(getattr(operator, "adjoint", None)) and callable(getattr(operator, "to", None))):
-        raise InputError(f"operator: expected a scoremed operator, got {type(operator).__name__}")
-    check(y, "y")
+    # scoremed operators as they are; modules, callables and deepinv physics wrapped (autograd adjoint if needed)
+    operator = as_operator(operator, None if prior is None or prior.resolution_free else prior.image_shape)
+    operator.check_measurement(y, "y")
     if y.shape[0] == 0:
         raise InputError(f"y: expected at least one measurement in the batch, got shape {tuple(y.shape)}")
     device = check_device(device) or (prior.device if prior is not None else y.device)
