@@ -58,7 +58,7 @@ def test_ct_forward_matches_skimage_radon(phantom64, angles):
     ref = _skimage_sinogram(phantom64, angles)
     assert ours.shape == ref.shape == (len(angles), 64)
     corr = [np.corrcoef(a, b)[0, 1] for a, b in zip(ours, ref)]
-    assert min(corr) > 0.99
+    assert min(corr) > 0.999
     scale = float((ours * ref).sum() / (ref * ref).sum())
     assert abs(scale - 1) < 0.02
     np.testing.assert_allclose(ours.sum(axis=1), phantom64.sum(), rtol=0.01)  # line integrals in pixel units
