@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from scoremed.datasets import (
+from scoremed.data import (
     DATASETS, channels_of, default_test_image, get_dataset, make_default_test_images,
 )
-from scoremed.datasets import brain, natural, phantoms
+from scoremed.data import brain, natural, phantoms
 from scoremed.errors import InputError
 
 needs = {"mri-brain": "nilearn", "natural": "sklearn", "ct-phantom": "scipy"}
@@ -131,5 +131,8 @@ def test_default_test_images(tmp_path):
         assert 0.0 <= x.min() and x.max() <= 1.0 and x.std() > 0.1
     pytest.importorskip("nilearn")
     pytest.importorskip("sklearn")
-    for n, path in make_default_test_images(tmp_path).items():
-        assert np.allclose(np.load(path), default_test_image(n).numpy(), atol=1e-4)
+    written = make_default_test_images(tmp_path)
+    assert sorted(written) == sorted([*DATASETS, *(f"{n}-native" for n in DATASETS)])
+    for n in DATASETS:
+        assert np.allclose(np.load(written[n]), default_test_image(n).numpy(), atol=1e-4)
+        assert np.allclose(np.load(written[f"{n}-native"]), default_test_image(n, native=True).numpy(), atol=1e-4)

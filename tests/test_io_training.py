@@ -17,9 +17,9 @@ h5py = pytest.importorskip("h5py")
 from scoremed.cli.common import CONFIG_DIR  # noqa: E402
 from scoremed.training.config import DataConfig, load_config  # noqa: E402
 from scoremed.errors import InputError  # noqa: E402
-from scoremed.io.training_files import discover, file_dataset  # noqa: E402
+from scoremed.data.files import discover, file_dataset  # noqa: E402
 from scoremed.training import Trainer  # noqa: E402
-from scoremed.training_data import training_dataset  # noqa: E402
+from scoremed.data import training_dataset  # noqa: E402
 
 NIB_DATA = Path(nib.__file__).parent / "tests" / "data"
 DCM_DATA = Path(pydicom.__file__).parent / "data" / "test_files"

@@ -1,4 +1,4 @@
-"""User files as training data (``train_prior.py --data ...``, ``DataConfig.paths``).
+"""User files as training data (``DataConfig.paths``): a MONAI loading and caching pipeline.
 
 Accepted, as files or found recursively in folders:
 
@@ -6,8 +6,9 @@ Accepted, as files or found recursively in folders:
 NIfTI              ``.nii``, ``.nii.gz``: 3D volumes (4D: every volume), MONAI ``NibabelReader``
 DICOM              series (grouped by SeriesInstanceUID, so one folder may hold several),
                    single or multi-frame files; :class:`DicomSeriesReader` (pydicom)
-fastMRI HDF5       ``.h5``: ``reconstruction_rss`` or ``reconstruction_esc`` if present, else the
-                   root-sum-of-squares of ``kspace``; :class:`FastMRIReader`
+fastMRI HDF5       ``.h5``: the root-sum-of-squares of the IFFT of ``kspace`` (rows cropped to
+                   the central W when H > W: readout oversampling), else ``reconstruction_rss``
+                   or ``reconstruction_esc``; :class:`FastMRIReader`
 images             PNG, JPG, TIFF, BMP (MONAI ``PILReader``)
 NumPy              ``.npy``: (H, W), (C, H, W) with C = channels, (H, W, 3|4) RGB(A), (N, H, W)
                    a stack of N gray slices, (N, C, H, W) N images (MONAI ``NumpyReader``)
@@ -18,16 +19,18 @@ threads) turn it into training slices:
 
 1. ``LoadImage`` with the reader above;
 2. volumes are cut into 2D slices along RAS axis ``slice_axis`` and shown like the built-in
-   data (:class:`scoremed.io.slices.SliceGeometry`, the same code ``reconstruct.py`` uses);
+   data (:class:`scoremed.apps.slices.SliceGeometry`, the same code reconstruction uses);
 3. intensities: ``percentile`` -> ``ScaleIntensityRangePercentiles`` (0.5 ... 99.5 % of the
    whole file to [0, 1], clipped), ``ct`` -> ``ScaleIntensityRange`` of the HU window
    ``ct_window`` to [0, 1] (DICOM rescale slope/intercept applied first);
 4. empty slices (fewer than 1 % of pixels above 0.05 after scaling) are dropped;
 5. channels matched to the prior (RGB -> mean for gray priors, gray -> repeated for RGB);
-6. zero-padded to a square and resized to ``image_size`` (MONAI ``Resize``, area).
+6. fixed size: zero-padded to a square and resized to ``image_size`` (MONAI ``Resize``,
+   area); native (``native=True``): left at the file's own in-plane grid.
 
 The data set is map-style: item ``i`` is slice ``i`` of all files in discovery order, a
-float32 tensor (C, S, S) in [0, 1]; the cached slices stay in memory (S*S*C*4 bytes each).
+float32 tensor (C, S, S) in [0, 1], or (C, H, W) with each file's own H, W in native mode;
+the cached slices stay in memory (H*W*C*4 bytes each).
 """
 from __future__ import annotations
 
@@ -42,14 +45,14 @@ from torch.utils.data import Dataset
 
 from scoremed.errors import InputError
 from scoremed.io.dicom import group_series, is_dicom_file, read_series
-from scoremed.io.kspace import H5_SUFFIXES
-from scoremed.io.slices import INTENSITY_MODES, SliceGeometry, fit_to_size
+from scoremed.apps.slices import INTENSITY_MODES, SliceGeometry, fit_to_size
+from scoremed.io.fastmri import H5_SUFFIXES
 
 log = logging.getLogger("scoremed")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 EMPTY_LEVEL, EMPTY_FRACTION = 0.05, 0.01
-ARGUMENT = "--data"
+ARGUMENT = "data.paths"
 
 
 def _kind(path: Path) -> str | None:
@@ -146,12 +149,12 @@ class FastMRIReader(_reader_base()):
         path = Path(str(data[0] if isinstance(data, (list, tuple)) else data))
         try:
             with h5py.File(path, "r") as f:
-                for key in ("reconstruction_rss", "reconstruction_esc"):
-                    if key in f:
-                        return np.asarray(f[key][()], dtype=np.float32)
                 if "kspace" not in f:
-                    raise InputError(f"{ARGUMENT}: {path} has none of reconstruction_rss, reconstruction_esc, "
-                                     f"kspace (keys: {sorted(f.keys())})")
+                    for key in ("reconstruction_rss", "reconstruction_esc"):
+                        if key in f:
+                            return np.asarray(f[key][()], dtype=np.float32)
+                    raise InputError(f"{ARGUMENT}: {path} has none of kspace, reconstruction_rss, "
+                                     f"reconstruction_esc (keys: {sorted(f.keys())})")
                 kspace = np.asarray(f["kspace"][()])
         except InputError:
             raise
@@ -359,25 +362,29 @@ class FileSliceDataset(Dataset):
         return self.stacks[i][index - self.offsets[i]]
 
 
-def file_transforms(data_config):
+def file_transforms(data_config, native: bool = False):
+    """The MONAI ``Compose`` of steps 1-6 of the module docstring (step 6 only if not ``native``)."""
     from monai.transforms import Compose
 
     if int(data_config.channels) not in (1, 3):
         raise InputError(f"channels: expected 1 or 3, got {data_config.channels!r}")
-    if int(data_config.image_size) < 8:
-        raise InputError(f"image_size: expected an integer >= 8, got {data_config.image_size!r}")
-    return Compose([LoadSource(), ToSlices(int(data_config.slice_axis), int(data_config.channels)),
-                    ScaleIntensity(data_config.intensity, data_config.ct_window), DropEmpty(),
-                    MatchChannels(int(data_config.channels)), FitSize(int(data_config.image_size))])
+    steps = [LoadSource(), ToSlices(int(data_config.slice_axis), int(data_config.channels)),
+             ScaleIntensity(data_config.intensity, data_config.ct_window), DropEmpty(),
+             MatchChannels(int(data_config.channels))]
+    if not native:
+        if int(data_config.image_size) < 8:
+            raise InputError(f"image_size: expected an integer >= 8, got {data_config.image_size!r}")
+        steps.append(FitSize(int(data_config.image_size)))
+    return Compose(steps)
 
 
-def file_dataset(data_config, progress: bool = False) -> FileSliceDataset:
-    """The training slices of ``data_config.paths`` (see the module docstring)."""
+def file_dataset(data_config, progress: bool = False, native: bool = False) -> FileSliceDataset:
+    """The training slices of ``data_config.paths`` (see the module docstring); ``native``: no resizing."""
     from monai.data import CacheDataset
 
     if data_config.slice_axis not in (0, 1, 2):
         raise InputError(f"slice_axis: expected 0, 1 or 2, got {data_config.slice_axis!r}")
-    transform = file_transforms(data_config)
+    transform = file_transforms(data_config, native)
     sources = discover(list(data_config.paths))
     try:
         cache = CacheDataset(sources, transform=transform, num_workers=max(1, int(data_config.num_workers)),
@@ -396,6 +403,7 @@ def file_dataset(data_config, progress: bool = False) -> FileSliceDataset:
     dataset = FileSliceDataset(stacks, sources)
     if len(dataset) == 0:
         raise InputError(f"{ARGUMENT}: no non-empty slices in {len(sources)} file(s) of {list(data_config.paths)}")
-    log.info("training data: %d slice(s) of %d file(s)/series (%d empty slice(s) skipped), %d x %d, %d channel(s)",
-             len(dataset), len(sources), empty, data_config.image_size, data_config.image_size, data_config.channels)
+    size = "native size" if native else f"{data_config.image_size} x {data_config.image_size}"
+    log.info("training data: %d slice(s) of %d file(s)/series (%d empty slice(s) skipped), %s, %d channel(s)",
+             len(dataset), len(sources), empty, size, data_config.channels)
     return dataset

@@ -1,4 +1,8 @@
-"""``mri-brain``: axial slices of the MNI152 template with synthetic MRI contrasts.
+"""``mri-brain``: axial slices of the MNI152 template with synthetic MRI contrasts (fixed size).
+
+This module is the fixed-size set (``image_size=S``); ``image_size=None`` gives the native
+1 mm set of :mod:`.brain_native` (three orientations, synthetic head, 256 x 256 grid) with
+the same held-out slabs.
 
 Source: nilearn's MNI152 2009 template at 1 mm (197 x 233 x 189 voxels, skull-stripped
 T1) and its grey-matter (GM) and white-matter (WM) probability maps; CSF is the brain
@@ -31,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scoremed.datasets._common import ItemDataset, check_split, rescale_unit, require
+from scoremed.data._common import ItemDataset, check_split, rescale_unit, require
 
 TEST_SLAB = range(88, 96)
 VAL_SLAB = range(56, 64)
@@ -132,17 +136,26 @@ def make_augmentation(image_size: int):
 
 
 class BrainSlices(ItemDataset):
-    """``mri-brain`` items: float32 (1, S, S) in [0, 1]; the split is in the module docstring."""
+    """``mri-brain`` items: float32 (1, S, S) in [0, 1], or (1, 256, 256) at 1 mm if ``image_size`` is None."""
 
     channels = 1
 
-    def __init__(self, split: str = "train", image_size: int = 64, length: int | None = None, seed: int = 0):
+    def __init__(self, split: str = "train", image_size: int | None = 64, length: int | None = None, seed: int = 0):
         super().__init__(split, image_size, length, seed)
         self.slices = split_slices(split)
+        if self.image_size is None:
+            from scoremed.data import brain_native
+
+            self.native = brain_native
+            self.augment = brain_native.make_native_augmentation() if split == "train" else None
+            return
+        self.native = None
         self.maps = tissue_maps(self.image_size)[self.slices]
         self.augment = make_augmentation(self.image_size) if split == "train" else None
 
     def sample(self, rng: np.random.Generator, index: int) -> torch.Tensor:
+        if self.native is not None:
+            return self.native.native_item(self.split, index, rng, self.augment)
         if self.augment is None:
             n = len(self.slices)
             k, contrast = index % n, CONTRASTS[(index // n) % len(CONTRASTS)]

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from scoremed.datasets._common import ItemDataset, check_split
+from scoremed.data._common import ItemDataset, check_split
 from scoremed.errors import InputError
 
 HU_WINDOW = (-1000.0, 1000.0)
@@ -194,7 +194,7 @@ class CTPhantoms(ItemDataset):
 
     channels = 1
 
-    def __init__(self, split: str = "train", image_size: int = 64, length: int | None = None, seed: int = 0):
+    def __init__(self, split: str = "train", image_size: int | None = 64, length: int | None = None, seed: int = 0):
         super().__init__(split, image_size, length, seed)
         if split != "train" and self.length > _HELD_OUT:
             raise InputError(f"length: expected at most {_HELD_OUT} for split {split!r}, got {length}")
@@ -203,4 +203,8 @@ class CTPhantoms(ItemDataset):
         return np.random.default_rng(phantom_number(self.split, index, self.seed))
 
     def sample(self, rng: np.random.Generator, index: int) -> torch.Tensor:
+        if self.image_size is None:
+            from scoremed.data.phantoms_native import render_native
+
+            return torch.from_numpy(render_native(rng)).float().unsqueeze(0)
         return torch.from_numpy(render_phantom(rng, self.image_size)).float().unsqueeze(0)

@@ -50,21 +50,22 @@ def rescale_unit(x: torch.Tensor, q: float = 0.995) -> torch.Tensor:
 class ItemDataset(Dataset):
     """Map-style data set whose item ``i`` is ``self.sample(self.rng(i), i)``.
 
-    Subclasses implement ``sample`` returning a float32 tensor (C, S, S) in [0, 1]; ``rng``
+    Subclasses implement ``sample`` returning a float32 tensor (C, S, S) in [0, 1], or
+    (C, H, W) at the data's own size when ``image_size`` is None (native mode); ``rng``
     defaults to ``item_rng(split, seed, i)``.
     """
 
     channels = 1
 
-    def __init__(self, split: str = "train", image_size: int = 64, length: int | None = None, seed: int = 0):
+    def __init__(self, split: str = "train", image_size: int | None = 64, length: int | None = None, seed: int = 0):
         self.split = check_split(split)
-        if int(image_size) < 8:
-            raise InputError(f"image_size: expected an integer >= 8, got {image_size!r}")
+        if image_size is not None and (isinstance(image_size, bool) or int(image_size) < 8):
+            raise InputError(f"image_size: expected an integer >= 8 or None (native size), got {image_size!r}")
         if length is not None and int(length) < 1:
             raise InputError(f"length: expected a positive integer or None, got {length!r}")
         if int(seed) < 0:
             raise InputError(f"seed: expected a non-negative integer, got {seed!r}")
-        self.image_size = int(image_size)
+        self.image_size = None if image_size is None else int(image_size)
         self.length = DEFAULT_LENGTH[split] if length is None else int(length)
         self.seed = int(seed)
 
