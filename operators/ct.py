@@ -7,11 +7,13 @@ returns a :class:`SparseViewCT`: the same operator, decomposable as A = P(Λ) T 
 transform-domain consistency step; other geometries use the gradient / CG paths, which
 need only ``forward`` and ``adjoint``.
 
-Cost (``scripts/benchmark_operators.py`` measures it): the operator stores only its
-angles and a disc mask (n^2 floats); the projector works in blocks of views with a few
-hundred MB of working memory. At 512 x 512 with 720 views: construction in
-milliseconds, one forward or adjoint in a few seconds on one CPU thread (a sparse
-system matrix would hold ~3e8 entries, several GB).
+Cost (``scripts/benchmark_operators.py`` measures it): the projector is matrix-free: it
+stores only its angles and a disc mask (n^2 floats) and works in blocks of views with a
+few hundred MB of working memory. At 512 x 512 with 720 views construction takes
+milliseconds and one forward or adjoint about 1-2 s on one CPU thread (a sparse system
+matrix would hold ~4e8 entries, several GB). Small transforms (up to about 128^2 with 180
+views) build their sparse matrices once, on first use, because multiplying by them is
+faster on the CPU (see ``cache_bytes``).
 """
 from __future__ import annotations
 
@@ -86,8 +88,8 @@ class ParallelBeam(RayTransform):
     """
 
     def __init__(self, image_size: int, angles: torch.Tensor, n_detectors: int, detector_spacing: float = 1.0,
-                 detector_center: float | None = None):
-        super().__init__(image_size, len(angles), n_detectors)
+                 detector_center: float | None = None, cache_bytes: int | None = None):
+        super().__init__(image_size, len(angles), n_detectors, cache_bytes)
         self.register_buffer("angles", angles.to(torch.get_default_dtype()))
         self.detector_spacing = detector_spacing
         self.detector_center = float(n_detectors // 2 if detector_center is None else detector_center)
@@ -135,6 +137,10 @@ class CT(LinearOperator):
             rotation centre projects to (default n_detectors // 2).
         circle: only the disc inscribed in the image is imaged (``skimage`` ``circle=True``);
             pixels outside it are ignored and FBP returns 0 there.
+        cache_bytes: transforms whose sparse matrices fit in this many bytes (default
+            ``radon.CACHE_BYTES`` = 256 MB: up to about 128 x 128 with 180 views) build them on
+            first use (about 1 s at 128^2) and multiply by them; larger ones, and all with
+            ``cache_bytes=0``, stay matrix-free.
 
     Line integrals in pixel units (see :class:`ParallelBeam` for the geometry), computed in
     the input's precision (float32 or float64) on the operator's device.
@@ -157,7 +163,8 @@ class CT(LinearOperator):
         return super().__new__(cls)
 
     def __init__(self, image_size: int, angles, n_detectors: int | None = None, full_angles=None, *,
-                 detector_spacing: float = 1.0, detector_center: float | None = None, circle: bool = True):
+                 detector_spacing: float = 1.0, detector_center: float | None = None, circle: bool = True,
+                 cache_bytes: int | None = None):
         super().__init__()
         if isinstance(image_size, bool) or not (isinstance(image_size, int) and image_size >= 2):
             raise InputError(f"image_size: expected an int >= 2, got {image_size!r}")
@@ -169,8 +176,12 @@ class CT(LinearOperator):
         if detector_center is not None and not (isinstance(detector_center, (int, float))
                                                 and math.isfinite(detector_center)):
             raise InputError(f"detector_center: expected a number (detector bins), got {detector_center!r}")
+        if cache_bytes is not None and (isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int)
+                                        or cache_bytes < 0):
+            raise InputError(f"cache_bytes: expected an int >= 0 (0 = always matrix-free), got {cache_bytes!r}")
         self.image_size, self.n_detectors, self.circle = image_size, n_det, bool(circle)
-        self._geometry = {"n_detectors": n_det, "detector_spacing": spacing, "detector_center": detector_center}
+        self._geometry = {"n_detectors": n_det, "detector_spacing": spacing, "detector_center": detector_center,
+                          "cache_bytes": cache_bytes}
         self.projector = ParallelBeam(image_size, self._measured_angles(angles, full_angles), **self._geometry)
         self.support = Mask(_disc(image_size), name="support") if circle else None
         self.op = self.projector @ self.support if circle else self.projector

@@ -13,16 +13,21 @@ matrix is stored, the state is the geometry alone.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 
 from .base import LinearOperator, Shape
 
-__all__ = ["RayTransform", "joseph_coefficients", "fbp_filter", "filter_sinogram", "WINDOWS", "BLOCK_POINTS"]
+__all__ = ["RayTransform", "joseph_coefficients", "fbp_filter", "filter_sinogram", "WINDOWS", "BLOCK_POINTS",
+           "CACHE_BYTES"]
 
 #: samples (rays x points per ray, times image channels) per block of views
 BLOCK_POINTS = 2 ** 22
+#: a transform whose sparse matrices (projection, its transpose, FBP back-projection) fit in this many
+#: bytes builds them once, on first use, and multiplies by them (faster on the CPU for small images)
+CACHE_BYTES = 2 ** 28
 WINDOWS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
 
 _BILINEAR, _ZEROS = 0, 0  # grid_sampler enums: interpolation and padding modes
@@ -52,6 +57,40 @@ def _sample_grid(coefficients, n: int) -> torch.Tensor:
         # normalised coordinate of pixel position a + k b: (2 (a + k b) + 1) / n - 1
         torch.addcmul(((2 * a + 1) / n - 1)[..., None], (2 * b / n)[..., None], k, out=grid[..., axis])
     return grid
+
+
+def _joseph_entries(coefficients, n: int, first_ray: int) -> tuple[torch.Tensor, ...]:
+    """COO (ray, pixel, weight) of Joseph's interpolation for a block of rays, sorted by ray."""
+    col0, dcol, row0, drow, weight = coefficients
+    k = torch.arange(n, dtype=col0.dtype, device=col0.device)
+    steep = (drow == 1)[..., None]  # steep rays step one row per sample (drow is exactly 1 for them)
+    minor = torch.where(steep, col0[..., None] + k * dcol[..., None], row0[..., None] + k * drow[..., None])
+    lo = torch.floor(minor)
+    frac = minor - lo
+    taps = torch.stack([lo, lo + 1], dim=-1).long()  # (V, D, n, 2)
+    weights = torch.stack([1 - frac, frac], dim=-1) * weight[..., None, None]
+    major = torch.arange(n, device=col0.device)[:, None]
+    pixels = torch.where(steep[..., None], major * n + taps, taps * n + major)
+    rays = first_ray + torch.arange(col0.numel(), device=col0.device).reshape(*col0.shape, 1, 1)
+    keep = (taps >= 0) & (taps < n) & (weights != 0)
+    return rays.expand_as(taps)[keep], pixels[keep], weights[keep]
+
+
+def _csr_parts(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, n_rows: int, sort: bool):
+    """(crow, col, val) of the CSR matrix with these COO entries (``sort``: rows not yet in order)."""
+    if sort:
+        order = torch.argsort(rows, stable=True)
+        rows, cols, vals = rows[order], cols[order], vals[order]
+    crow = torch.cat([rows.new_zeros(1), torch.bincount(rows, minlength=n_rows).cumsum(0)])
+    return crow.int(), cols.int(), vals
+
+
+def _spmm(parts: tuple[torch.Tensor, ...], size: tuple[int, int], dense: torch.Tensor) -> torch.Tensor:
+    """CSR(parts) @ dense (N, K); a matrix-vector product when K == 1 (faster on the CPU)."""
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        a = torch.sparse_csr_tensor(*parts, size=size, check_invariants=False)
+        return torch.mv(a, dense[:, 0]).unsqueeze(1) if dense.shape[1] == 1 else a @ dense
 
 
 class _Project(torch.autograd.Function):
@@ -90,14 +129,19 @@ class RayTransform(LinearOperator):
     """Line integrals along the rays of a geometry: image (B, C, n, n) -> (B, C, n_views, n_detectors).
 
     Subclasses (the geometries) register their buffers and implement :meth:`rays` (and,
-    for FBP, :meth:`detector_positions` and :meth:`fbp_weights`).
+    for FBP, :meth:`detector_positions` and :meth:`fbp_weights`). With ``cache_bytes``
+    (default :data:`CACHE_BYTES`) at least :meth:`cached_bytes_estimate`, the same
+    interpolation weights are kept as sparse matrices (non-persistent buffers) after the
+    first call; otherwise every call recomputes them block by block.
     """
 
     measurement_name = "sinogram"
 
-    def __init__(self, image_size: int, n_views: int, n_detectors: int):
+    def __init__(self, image_size: int, n_views: int, n_detectors: int, cache_bytes: int | None = None):
         super().__init__()
         self.image_size, self.n_views, self.n_detectors = image_size, n_views, n_detectors
+        self.cache_bytes = CACHE_BYTES if cache_bytes is None else cache_bytes
+        self._sizes: dict[str, tuple[int, int]] = {}
 
     @property
     def image_shape(self) -> Shape:
@@ -135,8 +179,64 @@ class RayTransform(LinearOperator):
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         return _Backproject.apply(y, self)
 
+    # --- sparse matrices for small transforms ---------------------------------------------
+    def cached_bytes_estimate(self) -> int:
+        """Bytes the three sparse matrices would take (float32 values, int32 indices)."""
+        n, views, d = self.image_size, self.n_views, self.n_detectors
+        return 8 * (2 * 2 * views * d * n + 2 * views * n * n)
+
+    def _matrix(self, name: str, t: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+        """CSR parts of matrix ``name`` ("A", "AT", "FBP") in t's dtype/device, built on first use; None
+        if the transform is too large to cache."""
+        if self.cached_bytes_estimate() > self.cache_bytes:
+            return None
+        parts = tuple(getattr(self, f"_{name}_{p}", None) for p in ("crow", "col", "val"))
+        if parts[2] is None or parts[2].dtype != t.dtype or parts[2].device != t.device:
+            self._build_matrices(t.dtype, t.device)
+            parts = tuple(getattr(self, f"_{name}_{p}") for p in ("crow", "col", "val"))
+        return parts
+
+    def _build_matrices(self, dtype: torch.dtype, device: torch.device) -> None:
+        n, d = self.image_size, self.n_detectors
+        rows, cols, vals, fbp = [], [], [], []
+        for views in self._blocks(1):
+            coefficients = joseph_coefficients(*(r.to(device) for r in self.rays(views, dtype)))
+            for store, entry in zip((rows, cols, vals), _joseph_entries(coefficients, n, views.start * d)):
+                store.append(entry)
+            fbp.append(self._fbp_entries(views, dtype, device))
+        rows, cols, vals = torch.cat(rows), torch.cat(cols), torch.cat(vals)
+        matrices = {"A": (_csr_parts(rows, cols, vals, self.n_views * d, sort=False), (self.n_views * d, n * n)),
+                    "AT": (_csr_parts(cols, rows, vals, n * n, sort=True), (n * n, self.n_views * d)),
+                    "FBP": (_csr_parts(*(torch.cat(e) for e in zip(*fbp)), n * n, sort=True), (n * n, self.n_views * d))}
+        for name, (parts, size) in matrices.items():
+            self._sizes[name] = size
+            for part, tensor in zip(("crow", "col", "val"), parts):
+                self.register_buffer(f"_{name}_{part}", tensor.to(device), persistent=False)
+
+    def _fbp_entries(self, views: slice, dtype: torch.dtype, device) -> tuple[torch.Tensor, ...]:
+        """COO (pixel, view * D + bin, weight) of the pixel-driven FBP back-projection for a block of views."""
+        u, pixel_weight = (t if t is None else t.to(device) for t in self.detector_positions(views, dtype))
+        weight = self.fbp_weights(dtype).to(device)[views][:, None, None]
+        weight = weight if pixel_weight is None else weight * pixel_weight
+        lo = torch.floor(u)
+        frac = u - lo
+        taps = torch.stack([lo, lo + 1], dim=-1).long()
+        weights = torch.stack([1 - frac, frac], dim=-1) * weight[..., None]
+        pixels = torch.arange(self.image_size ** 2, device=device).reshape(1, self.image_size, self.image_size, 1)
+        bins = (views.start + torch.arange(u.shape[0], device=device)).reshape(-1, 1, 1, 1) * self.n_detectors + taps
+        keep = (taps >= 0) & (taps < self.n_detectors) & (weights != 0)
+        return pixels.expand_as(taps)[keep], bins[keep], weights[keep]
+
+    def _apply_matrix(self, name: str, parts, t: torch.Tensor, out_shape: tuple[int, ...]) -> torch.Tensor:
+        flat = t.reshape(t.shape[0] * t.shape[1], -1).T
+        return _spmm(parts, self._sizes[name], flat).T.reshape(*t.shape[:2], *out_shape).contiguous()
+
+    # --- matrix-free application -----------------------------------------------------------
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """A x without autograd bookkeeping: (B, C, n, n) -> (B, C, n_views, n_detectors)."""
+        parts = self._matrix("A", x)
+        if parts is not None:
+            return self._apply_matrix("A", parts, x, (self.n_views, self.n_detectors))
         b, c, n = x.shape[0], x.shape[1], self.image_size
         image = x.reshape(1, b * c, n, n)
         out = []
@@ -149,6 +249,9 @@ class RayTransform(LinearOperator):
 
     def backproject(self, y: torch.Tensor) -> torch.Tensor:
         """A^T y, the exact adjoint of :meth:`project`: (B, C, n_views, n_detectors) -> (B, C, n, n)."""
+        parts = self._matrix("AT", y)
+        if parts is not None:
+            return self._apply_matrix("AT", parts, y, (self.image_size, self.image_size))
         b, c, n = y.shape[0], y.shape[1], self.image_size
         flat = y.reshape(b * c, self.n_views, self.n_detectors)
         shape_like = torch.empty((1, b * c, n, n), dtype=y.dtype, device=y.device)
@@ -170,6 +273,9 @@ class RayTransform(LinearOperator):
         """
         b, c, n, d = sinogram.shape[0], sinogram.shape[1], self.image_size, self.n_detectors
         filtered = filter_sinogram(self.preweight(sinogram), window, self.detector_spacing)
+        parts = self._matrix("FBP", filtered)
+        if parts is not None:
+            return self._apply_matrix("FBP", parts, filtered, (n, n))
         views_first = filtered.reshape(b * c, self.n_views, 1, d).transpose(0, 1)  # (V, B*C, 1, D)
         weights = self.fbp_weights(sinogram.dtype)
         image = torch.zeros((b * c, n, n), dtype=sinogram.dtype, device=sinogram.device)

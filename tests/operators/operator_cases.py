@@ -106,6 +106,10 @@ NAMED = {
     "ct-any-angles": (lambda: CT(16, random_angles(9)), (1, 16, 16)),
     "ct-detector": (lambda: CT(15, random_angles(7, 1, math.pi), n_detectors=31, detector_spacing=0.6,
                                detector_center=14.3, circle=False), (1, 15, 15)),
+    # cache_bytes=0: the matrix-free path that large transforms (e.g. 512^2 x 720 views) take
+    "ct-matrix-free": (lambda: CT(16, random_angles(9), cache_bytes=0), (1, 16, 16)),
+    "ct-sparse-matrix-free": (lambda: CT(16, sparse_view_angles(6, 24), full_angles=full_view_angles(24),
+                                         cache_bytes=0), (1, 16, 16)),
 }
 COMPOSED = {
     "mask@fft": (lambda: Mask(cartesian_mask((16, 16), 4, seed=0)) @ FFT(), (1, 16, 16)),
@@ -119,7 +123,8 @@ COMPOSED = {
     "deepinv-mri": (lambda: as_operator(StandInMRI(cartesian_mask((16, 16), 4, seed=0))), (2, 16, 16)),
 }
 CASES = {**NAMED, **COMPOSED}
-DECOMPOSABLE = ["inpaint-hw", "inpaint-chw", "grayscale", "mri", "mri-lines-complex", "ct-sparse", "ct-full-odd"]
+DECOMPOSABLE = ["inpaint-hw", "inpaint-chw", "grayscale", "mri", "mri-lines-complex", "ct-sparse", "ct-full-odd",
+                "ct-sparse-matrix-free"]
 
 
 def make(name: str, dtype: torch.dtype = torch.float64, batch: int = 2, seed: int = 0):

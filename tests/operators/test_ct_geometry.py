@@ -108,6 +108,22 @@ def test_angle_subsets_of_a_full_grid_are_decomposable():
         SparseViewCT(16, [0.1234])
 
 
+@pytest.mark.parametrize("angles", [random_angles(13, seed=4), sparse_view_angles(12)], ids=["any", "subset"])
+def test_cached_matrices_and_the_matrix_free_path_agree(angles):
+    cached, free = CT(24, angles).double(), CT(24, angles, cache_bytes=0).double()
+    x = torch.rand(3, 1, 24, 24, dtype=torch.float64)
+    y = cached(x)
+    assert any(name.endswith("._A_val") for name, _ in cached.named_buffers())  # built on first use
+    assert not any(name.endswith("._A_val") for name, _ in free.named_buffers())
+    for a, b in [(y, free(x)), (cached.adjoint(y), free.adjoint(y)), (cached.pseudo_inverse(y), free.pseudo_inverse(y))]:
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5 * float(b.abs().max()))
+    if isinstance(cached, SparseViewCT):
+        k = cached.transform(x)
+        torch.testing.assert_close(k, free.transform(x), rtol=1e-5, atol=1e-5 * float(k.abs().max()))
+    with pytest.raises(InputError, match="^cache_bytes: expected an int >= 0"):
+        CT(24, angles, cache_bytes=-1)
+
+
 def test_the_512_by_720_view_operator_is_cheap_to_build():
     """The matrix-free projector stores its angles and a disc mask, not a system matrix."""
     start = time.perf_counter()
