@@ -11,8 +11,15 @@ from scoremed.training.config import Config
 
 
 def training_dataset(config: Config) -> Dataset:
-    """Map-style dataset of (C, S, S) float32 images in [0, 1] for ``config``."""
+    """Map-style training dataset for ``config``: (C, S, S) float32 images in [0, 1], or for a
+    patch prior (``data.patch_size`` > 0) (patch (C, P, P), position (2, P, P)) items cut from
+    ``data.pool_size`` full-resolution images."""
     data = config.data
+    if data.patch_size:
+        from scoremed.training.patches import PatchDataset, image_pool
+
+        pool = image_pool(full_resolution_dataset(data, "train", seed=config.training.seed), data.pool_size)
+        return PatchDataset(pool, data.patch_size, seed=config.training.seed)
     if data.paths:
         from scoremed.data.files import file_dataset
 
