@@ -35,8 +35,19 @@ REGIONS = ("thorax", "abdomen", "pelvis")
 _HU = {
     "lung": (-900, -800), "fat": (-120, -80), "water": (0, 15), "soft": (30, 60),
     "liver": (50, 70), "blood": (150, 250), "cancellous": (200, 400), "cortical": (700, 1000),
+    "gm": (35, 45), "wm": (22, 32), "csf": (0, 12),  # head slices (native set only)
 }
 _HELD_OUT = 1_000_000  # phantoms per held-out split
+TISSUES = ("air", "other", *_HU)  # label codes of _Canvas.label
+
+
+class Tissue(float):
+    """An HU value that remembers its tissue name (``paint`` records it in the label map)."""
+
+    def __new__(cls, value: float, name: str):
+        out = super().__new__(cls, value)
+        out.name = name
+        return out
 
 
 def phantom_number(split: str, index: int, seed: int = 0) -> int:
@@ -60,6 +71,7 @@ class _Canvas:
         c = (np.arange(n) + 0.5) * 2.0 / n - 1.0
         self.n, self.c = n, c
         self.hu = np.full((n, n), -1000.0)
+        self.label = np.zeros((n, n), np.int8)  # index into TISSUES
         self.center, self.axes = np.asarray(center), np.asarray(axes)
         self.rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
         self.angle = angle
@@ -86,6 +98,16 @@ class _Canvas:
     def paint(self, hu: float, p, a: float, b: float, theta: float = 0.0) -> None:
         rows, cols, m = self.mask(p, a, b, theta)
         self.hu[rows, cols][m] = hu
+        name = getattr(hu, "name", "air" if hu <= -1000.0 else "other")
+        self.label[rows, cols][m] = TISSUES.index(name)
+
+    def body_coordinates(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Elliptic radius ``rho`` (1 on the body outline) and angle ``phi`` of an (n, n) pixel grid."""
+        c = (np.arange(n) + 0.5) * 2.0 / n - 1.0
+        dx, dy = c[None, :] - self.center[0], c[:, None] - self.center[1]
+        u = (dx * self.rot[0, 0] + dy * self.rot[1, 0]) / self.axes[0]
+        v = (dx * self.rot[0, 1] + dy * self.rot[1, 1]) / self.axes[1]
+        return np.hypot(u, v), np.arctan2(v, u)
 
     def shift(self, delta: float, p, r: float) -> None:
         """Add ``delta`` HU to soft tissue (-200..200 HU) inside a disc: a lesion."""
@@ -156,19 +178,16 @@ def _pelvis(cv: _Canvas, hu, rng) -> None:
     cv.paint(hu("cancellous"), (0, 0.55), 0.16, 0.07)
 
 
-def render_phantom(rng: np.random.Generator, image_size: int = 64, region: str | None = None) -> np.ndarray:
-    """One phantom (S, S) float64 in [0, 1] drawn with ``rng``; ``region`` in ``REGIONS`` or random."""
-    region = REGIONS[rng.integers(3)] if region is None else region
-    if region not in REGIONS:
-        raise InputError(f"region: expected one of {list(REGIONS)} or None, got {region!r}")
-
-    def hu(tissue: str) -> float:
-        return rng.uniform(*_HU[tissue])
+def paint_body(rng: np.random.Generator, canvas_size: int, region: str) -> _Canvas:
+    """The HU canvas (``canvas_size``^2) of one phantom of ``region``: body layers, organs, lesions."""
+    def hu(tissue: str) -> Tissue:
+        return Tissue(rng.uniform(*_HU[tissue]), tissue)
 
     a = rng.uniform(0.70, 0.86)
-    cv = _Canvas(2 * image_size, rng.uniform(-0.04, 0.04, 2), (a, a * rng.uniform(0.62, 0.85)),
+    cv = _Canvas(canvas_size, rng.uniform(-0.04, 0.04, 2), (a, a * rng.uniform(0.62, 0.85)),
                  rng.uniform(-0.15, 0.15))
     fat = rng.uniform(0.80, 0.93)  # inner edge of the subcutaneous fat, in body units
+    cv.fat_edge = fat
     cv.paint(hu("soft"), (0, 0), 1.0, 1.0)  # skin
     cv.paint(hu("fat"), (0, 0), 0.97, 0.97)
     cv.paint(hu("soft"), (0, 0), fat, fat)  # muscle wall
@@ -177,6 +196,15 @@ def render_phantom(rng: np.random.Generator, image_size: int = 64, region: str |
     for _ in range(rng.integers(0, 4)):
         delta = rng.choice([-1, 1]) * rng.uniform(20, 80)
         cv.shift(delta, rng.uniform(-0.55, 0.55, 2), rng.uniform(0.03, 0.08))
+    return cv
+
+
+def render_phantom(rng: np.random.Generator, image_size: int = 64, region: str | None = None) -> np.ndarray:
+    """One phantom (S, S) float64 in [0, 1] drawn with ``rng``; ``region`` in ``REGIONS`` or random."""
+    region = REGIONS[rng.integers(3)] if region is None else region
+    if region not in REGIONS:
+        raise InputError(f"region: expected one of {list(REGIONS)} or None, got {region!r}")
+    cv = paint_body(rng, 2 * image_size, region)
     n = image_size
     img = hu_to_unit(cv.hu).reshape(n, 2, n, 2).mean(axis=(1, 3))
     img = gaussian_filter(img, rng.uniform(0.3, 0.7), mode="constant")
