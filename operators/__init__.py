@@ -11,6 +11,7 @@ from .adapters import WrappedOperator, as_operator
 from .algebra import Adjoint, Compose, Scaled, Stack, Sum
 from .base import DecomposableOperator, LinearOperator
 from .ct import CT, ParallelBeam, SparseViewCT, full_view_angles, sparse_view_angles
+from .fanbeam import FanBeam, FanBeamCT
 from .grayscale import Grayscale
 from .inpainting import Inpainting, box_mask, half_mask, random_pixel_mask
 from .mri import MRI
@@ -21,7 +22,7 @@ from .primitives import FFT, Mask, Multiply
 __all__ = [
     "LinearOperator", "DecomposableOperator", "as_operator", "WrappedOperator",
     "Compose", "Adjoint", "Scaled", "Sum", "Stack", "Multiply", "Mask", "FFT",
-    "Inpainting", "Grayscale", "MRI", "MultiCoilMRI", "CT", "SparseViewCT", "ParallelBeam",
+    "Inpainting", "Grayscale", "MRI", "MultiCoilMRI", "CT", "SparseViewCT", "FanBeamCT", "ParallelBeam", "FanBeam",
     "cartesian_mask", "poisson_mask", "box_mask", "random_pixel_mask", "half_mask",
     "sparse_view_angles", "full_view_angles",
     "estimate_sensitivities", "rss", "sense_combine",

@@ -182,12 +182,16 @@ class CT(LinearOperator):
         self.image_size, self.n_detectors, self.circle = image_size, n_det, bool(circle)
         self._geometry = {"n_detectors": n_det, "detector_spacing": spacing, "detector_center": detector_center,
                           "cache_bytes": cache_bytes}
-        self.projector = ParallelBeam(image_size, self._measured_angles(angles, full_angles), **self._geometry)
+        self.projector = self._projector(self._measured_angles(angles, full_angles))
         self.support = Mask(_disc(image_size), name="support") if circle else None
         self.op = self.projector @ self.support if circle else self.projector
 
     def _measured_angles(self, angles, full_angles) -> torch.Tensor:
         return check_angles(angles, "angles")
+
+    def _projector(self, angles: torch.Tensor) -> RayTransform:
+        """The ray transform of this geometry at ``angles``."""
+        return ParallelBeam(self.image_size, angles, **self._geometry)
 
     @property
     def angles(self) -> torch.Tensor:
@@ -240,7 +244,7 @@ class SparseViewCT(CT, DecomposableOperator):
         mask = torch.zeros(1, 1, len(full), 1)
         mask[:, :, nearest] = 1
         self.register_buffer("mask", mask)
-        self.full_projector = ParallelBeam(self.image_size, full, **self._geometry)
+        self.full_projector = self._projector(full)
         return full[nearest]
 
     @property

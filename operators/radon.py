@@ -168,6 +168,10 @@ class RayTransform(LinearOperator):
         """Weighting of the sinogram before the ramp filter (none for parallel beam)."""
         return sinogram
 
+    def filter(self, sinogram: torch.Tensor, window: str) -> torch.Tensor:
+        """The FBP filter along the detector (:func:`filter_sinogram` at the bin spacing)."""
+        return filter_sinogram(sinogram, window, self.detector_spacing)
+
     def _blocks(self, channels: int):
         per_view = self.n_detectors * self.image_size * max(channels, 2)
         size = max(1, BLOCK_POINTS // per_view)
@@ -272,7 +276,7 @@ class RayTransform(LinearOperator):
         the geometry's quadrature weights.
         """
         b, c, n, d = sinogram.shape[0], sinogram.shape[1], self.image_size, self.n_detectors
-        filtered = filter_sinogram(self.preweight(sinogram), window, self.detector_spacing)
+        filtered = self.filter(self.preweight(sinogram), window)
         parts = self._matrix("FBP", filtered)
         if parts is not None:
             return self._apply_matrix("FBP", parts, filtered, (n, n))
@@ -294,18 +298,24 @@ class RayTransform(LinearOperator):
         return f"image_size={self.image_size}, n_views={self.n_views}, n_detectors={self.n_detectors}"
 
 
-def fbp_filter(n_det: int, window: str, dtype: torch.dtype, device, spacing: float = 1.0) -> torch.Tensor:
+def fbp_filter(n_det: int, window: str, dtype: torch.dtype, device, spacing: float = 1.0,
+               fan_step: float | None = None) -> torch.Tensor:
     """rfft-domain FBP filter (P // 2 + 1,) for sinograms zero-padded to P detectors.
 
     The ramp |f| (f in cycles per bin) is the transform of the band-limited ramp kernel
     h[0] = 1/4, h[odd k] = -1/(pi k)^2 (Kak & Slaney, eq. 61), times a window (as in
-    ``skimage.transform.iradon``) and divided by the detector spacing in pixels.
+    ``skimage.transform.iradon``) and divided by the bin spacing. For equi-angular fan
+    beams (``fan_step`` = the angle between bins, radians) the kernel is first multiplied
+    by (k a / sin(k a))^2 (Kak & Slaney, eq. 118).
     """
     size = max(64, 2 ** math.ceil(math.log2(2 * n_det)))
     k = torch.arange(size, device=device, dtype=torch.float64)
     k = torch.minimum(k, size - k)
     h = torch.where(k % 2 == 1, -1 / (math.pi * k.clamp(min=1)) ** 2, 0.0)
     h[0] = 0.25
+    if fan_step is not None:
+        angle = k * fan_step
+        h = h * torch.where(k > 0, angle / torch.sin(angle).clamp(min=1e-12), 1.0) ** 2
     response = torch.fft.rfft(h).real
     f = torch.fft.rfftfreq(size, device=device, dtype=torch.float64)
     windows = {"ramp": torch.ones_like(f), "shepp-logan": torch.sinc(f), "cosine": torch.cos(math.pi * f),
@@ -313,9 +323,10 @@ def fbp_filter(n_det: int, window: str, dtype: torch.dtype, device, spacing: flo
     return (response * windows[window] / spacing).to(dtype)
 
 
-def filter_sinogram(sinogram: torch.Tensor, window: str, spacing: float = 1.0) -> torch.Tensor:
+def filter_sinogram(sinogram: torch.Tensor, window: str, spacing: float = 1.0,
+                    fan_step: float | None = None) -> torch.Tensor:
     """Each view (last dim = detectors) convolved with the windowed ramp of :func:`fbp_filter`."""
     n_det = sinogram.shape[-1]
-    h = fbp_filter(n_det, window, sinogram.dtype, sinogram.device, spacing)
+    h = fbp_filter(n_det, window, sinogram.dtype, sinogram.device, spacing, fan_step)
     size = 2 * (len(h) - 1)
     return torch.fft.irfft(torch.fft.rfft(sinogram, n=size) * h, n=size)[..., :n_det]

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from scoremed.operators import (CT, FFT, MRI, Grayscale, Inpainting, Mask, MultiCoilMRI, Multiply, Stack,
+from scoremed.operators import (CT, FFT, MRI, FanBeamCT, Grayscale, Inpainting, Mask, MultiCoilMRI, Multiply, Stack,
                                 as_operator, box_mask, cartesian_mask, full_view_angles, random_pixel_mask,
                                 sparse_view_angles)
 
@@ -106,6 +106,9 @@ NAMED = {
     "ct-any-angles": (lambda: CT(16, random_angles(9)), (1, 16, 16)),
     "ct-detector": (lambda: CT(15, random_angles(7, 1, math.pi), n_detectors=31, detector_spacing=0.6,
                                detector_center=14.3, circle=False), (1, 15, 15)),
+    "ct-fan-flat": (lambda: FanBeamCT(16, random_angles(7, 3), 30.0, 14.0), (1, 16, 16)),
+    "ct-fan-curved": (lambda: FanBeamCT(15, random_angles(6, 4), 25.0, 10.0, detector="curved", circle=False,
+                                        cache_bytes=0), (1, 15, 15)),
     # cache_bytes=0: the matrix-free path that large transforms (e.g. 512^2 x 720 views) take
     "ct-matrix-free": (lambda: CT(16, random_angles(9), cache_bytes=0), (1, 16, 16)),
     "ct-sparse-matrix-free": (lambda: CT(16, sparse_view_angles(6, 24), full_angles=full_view_angles(24),

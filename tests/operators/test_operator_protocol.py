@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from scoremed.errors import InputError
-from scoremed.operators import (CT, MRI, DecomposableOperator, Grayscale, Inpainting, LinearOperator, MultiCoilMRI,
+from scoremed.operators import (CT, MRI, DecomposableOperator, FanBeamCT, Grayscale, Inpainting, LinearOperator, MultiCoilMRI,
                                 as_operator, box_mask, cartesian_mask, estimate_sensitivities, full_view_angles,
                                 half_mask, poisson_mask, random_pixel_mask, sparse_view_angles)
 from scoremed.operators.testing import check_operator
 from operator_cases import CASES, DECOMPOSABLE, NAMED, Blur, gaussian_kernel, make, maps, random_like_domain
 
 NAMES = list(CASES)
-KINDS = {"inpaint", "colorize", "mri", "mri-multicoil", "ct", ""}
+KINDS = {"inpaint", "colorize", "mri", "mri-multicoil", "ct", "ct-fan", ""}
 
 
 def _like(y: torch.Tensor, seed: int) -> torch.Tensor:
@@ -214,6 +214,8 @@ BAD_CONSTRUCTORS = [
     ("n_detectors", lambda: CT(16, [0.0], n_detectors=0)),
     ("detector_spacing", lambda: CT(16, [0.3], detector_spacing=0.0)),
     ("detector_center", lambda: CT(16, [0.3], detector_center=float("nan"))),
+    ("source_distance", lambda: FanBeamCT(16, [0.3], 7.0, 10.0)),  # inside the imaged disc
+    ("detector", lambda: FanBeamCT(16, [0.3], 40.0, 10.0, detector="cylindrical")),
     ("n_views", lambda: sparse_view_angles(0)),
     ("n_views", lambda: sparse_view_angles(200, 180)),
     ("accel", lambda: cartesian_mask((8, 8), 0.5)),
