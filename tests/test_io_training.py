@@ -14,9 +14,10 @@ nib = pytest.importorskip("nibabel")
 pydicom = pytest.importorskip("pydicom")
 h5py = pytest.importorskip("h5py")
 
-from scoremed.cli.common import CONFIG_DIR  # noqa: E402
+from scoremed.configs import CONFIG_DIR  # noqa: E402
 from scoremed.training.config import DataConfig, load_config  # noqa: E402
 from scoremed.errors import InputError  # noqa: E402
+from scoremed.data import full_resolution_dataset  # noqa: E402
 from scoremed.data.files import discover, file_dataset  # noqa: E402
 from scoremed.training import Trainer  # noqa: E402
 from scoremed.data import training_dataset  # noqa: E402
@@ -44,10 +45,20 @@ def mixed_folder(tmp_path):
     imsave(root / "photo.png", (rng.random((20, 30)) * 255).astype(np.uint8), check_contrast=False)
     imsave(root / "rgb.tif", (rng.random((12, 12, 3)) * 65535).astype(np.uint16), check_contrast=False)
     np.save(root / "stack.npy", rng.random((3, 10, 12)).astype(np.float32))
-    with h5py.File(root / "knee.h5", "w") as f:
-        f.create_dataset("kspace", data=np.zeros((2, 2, 32, 16), np.complex64))
-        f.create_dataset("reconstruction_rss", data=rng.random((2, 16, 16)).astype(np.float32))
+    with h5py.File(root / "knee.h5", "w") as f:   # readout oversampled 2x: 32 x 16 k-space
+        f.create_dataset("kspace", data=_centred_fft(KNEE_COILS).astype(np.complex64))
+        f.create_dataset("reconstruction_rss", data=np.zeros((2, 16, 16), np.float32))  # kspace wins
     return root
+
+
+KNEE_COILS = (np.random.default_rng(5).normal(size=(2, 2, 32, 16))
+              + 1j * np.random.default_rng(6).normal(size=(2, 2, 32, 16)))    # (slices, coils, H, W)
+
+
+def _centred_fft(images: np.ndarray) -> np.ndarray:
+    """Orthonormal centred 2D FFT over the last two axes (fastMRI convention), NumPy only."""
+    shifted = np.fft.ifftshift(images, axes=(-2, -1))
+    return np.fft.fftshift(np.fft.fft2(shifted, norm="ortho"), axes=(-2, -1))
 
 
 def test_discover_groups_dicom_series_and_skips_other_files(mixed_folder):
@@ -69,6 +80,32 @@ def test_file_dataset_items_are_unit_range_prior_sized_slices(mixed_folder):
     assert bool((items.flatten(1).amax(1) > 0.05).all())            # empty slices were dropped
     with pytest.raises(IndexError):
         dataset[len(dataset)]
+
+
+def test_full_resolution_files_keep_each_files_grid(mixed_folder):
+    dataset = full_resolution_dataset(DataConfig(paths=[str(mixed_folder)], channels=1))
+    shapes = [tuple(dataset[i].shape) for i in range(len(dataset))]
+    assert len(dataset) == 4 + 6 + 1 + 1 + 3 + 2
+    expected = ([(1, *dicom_shape(CT_SERIES))] * 5 + [(1, *dicom_shape(DCM_DATA / "CT_small.dcm"))] + [(1, 16, 16)] * 2 + [(1, 24, 20)] * 4 + [(1, 10, 12)] * 3
+                + [(1, 20, 30), (1, 12, 12)])
+    assert sorted(shapes) == sorted(expected)           # mixed sizes, nothing resized
+    for i in range(len(dataset)):
+        x = dataset[i]
+        assert x.dtype == torch.float32 and float(x.min()) >= 0 and float(x.max()) <= 1
+    # fastMRI: RSS of the IFFT, central 16 of 32 rows (readout oversampling), file-wise percentile scaling
+    rss = np.sqrt((np.abs(KNEE_COILS) ** 2).sum(1))[:, 8:24]
+    lo, hi = np.percentile(rss, [0.5, 99.5])
+    reference = np.clip((rss - lo) / (hi - lo), 0, 1)
+    knee = dataset.stacks[[s["kind"] for s in dataset.sources].index("hdf5")]
+    assert np.allclose(knee[:, 0].numpy(), reference, atol=1e-4)
+
+
+def dicom_shape(path) -> tuple[int, int]:
+    """(Rows, Columns) of a DICOM file or of the first file of a series folder, read by pydicom."""
+    path = Path(path)
+    first = path if path.is_file() else sorted(path.iterdir())[0]
+    ds = pydicom.dcmread(first, stop_before_pixels=True)
+    return int(ds.Rows), int(ds.Columns)
 
 
 def test_ct_window_channels_and_slice_axis(mixed_folder):
