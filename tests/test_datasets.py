@@ -136,3 +136,136 @@ def test_default_test_images(tmp_path):
     for n in DATASETS:
         assert np.allclose(np.load(written[n]), default_test_image(n).numpy(), atol=1e-4)
         assert np.allclose(np.load(written[f"{n}-native"]), default_test_image(n, native=True).numpy(), atol=1e-4)
+
+
+# --- native resolution (image_size=None) ----------------------------------------------------
+NATIVE_SHAPE = {"mri-brain": (1, 256, 256), "ct-phantom": (1, 512, 512)}
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_native_items_shape_and_range(name, split):
+    ds = get_dataset(name, split, image_size=None, length=2 if split == "train" else None)
+    for i in range(2):
+        x = ds[i]
+        assert type(x) is torch.Tensor and x.dtype == torch.float32 and x.shape[0] == channels_of(name)
+        if name in NATIVE_SHAPE:
+            assert x.shape == NATIVE_SHAPE[name]
+        elif split == "train":
+            assert min(x.shape[1:]) >= natural.NATIVE_MIN_CROP
+        else:
+            assert x.shape[1:] == (natural.NATIVE_EVAL_SIZE, natural.NATIVE_EVAL_SIZE)
+        assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.3
+
+
+def test_native_val_test_fixed_train_random(name):
+    a, b = get_dataset(name, "test", image_size=None, seed=0), get_dataset(name, "test", image_size=None, seed=3)
+    assert torch.equal(a[1], b[1]) and not torch.equal(a[0], a[1])
+    train = get_dataset(name, "train", image_size=None, length=3)
+    again = get_dataset(name, "train", image_size=None, length=3)
+    assert torch.equal(train[2], again[2]) and not torch.equal(train[1], train[2])
+
+
+def test_full_resolution_dataset_builtin():
+    from scoremed.data import full_resolution_dataset
+    from scoremed.training.config import DataConfig
+
+    ds = full_resolution_dataset(DataConfig(dataset="ct-phantom"), split="val")
+    assert ds[0].shape == (1, 512, 512) and torch.equal(ds[0], get_dataset("ct-phantom", "val", image_size=None)[0])
+
+
+def test_brain_native_orientation_matches_slice_geometry():
+    pytest.importorskip("nilearn")
+    from scoremed.apps.slices import SliceGeometry
+    from scoremed.data import brain_native
+
+    volume = np.random.default_rng(0).random((5, 6, 7))
+    for orientation, axis in (("sagittal", 0), ("coronal", 1), ("axial", 2)):
+        expected = SliceGeometry.for_volume(volume.shape, np.eye(4), axis).to_slices(volume)[3]
+        assert np.array_equal(brain_native.display_slice(volume, orientation, 3), expected)
+
+
+def test_brain_native_no_train_voxel_near_a_held_out_slab():
+    pytest.importorskip("nilearn")
+    from scoremed.data import brain_native as bn
+
+    held = set()
+    for slab in (brain.VAL_SLAB, brain.TEST_SLAB):
+        held.update(range(slab.start - brain.GAP, slab.stop + brain.GAP))
+    slices = bn.train_slices()
+    assert {s[0] for s in slices} == set(bn.ORIENTATIONS)
+    assert not held & {k for o, k, _ in slices if o == "axial"}
+    nz = brain._volumes()["mask"].shape[2]
+    for orientation, half in (("coronal", "inferior"), ("coronal", "superior"), ("sagittal", "inferior"),
+                              ("sagittal", "superior")):
+        ks = [k for o, k, h in slices if (o, h) == (orientation, half)]
+        k = ks[len(ks) // 2]
+        ch = bn.slice_channels(orientation, k, half)
+        z = nz - 1 - np.arange(ch.shape[1])              # display rows run superior -> inferior
+        rows = np.isin(z, sorted(held))
+        assert ch[1:4].sum() > 0 and not ch[:4, rows].any() and np.isinf(ch[4, rows]).all()
+    # the held-out slabs themselves are axial slices of the slabs only
+    assert bn.native_item("test", 4, np.random.default_rng(0), None).shape == (1, 256, 256)
+
+
+def test_phantom_trabecular_bone_has_rim_and_fine_structure():
+    from scoremed.data import phantom_texture as tex
+
+    n = 96
+    yy, xx = np.mgrid[:n, :n] - n / 2
+    bone = (xx ** 2 + yy ** 2 <= 40 ** 2).astype(float)
+    hu = np.where(bone > 0, 300.0, 40.0)
+    interior = tex.trabecular_bone(hu, bone, np.random.default_rng(1))
+    rim = (bone > 0.5) & ~interior
+    assert interior.sum() > 0.8 * bone.sum() and rim.any()
+    assert hu[rim].min() >= 800 and hu[~(bone > 0.5)].max() == 40.0
+    inner = hu[interior]
+    assert inner.std() > 100 and -100 < inner.mean() < 500   # marrow + trabeculae, not flat
+    # fine structure: most of the interior's variance is at scales below ~4 px (3 mm)
+    from scipy.ndimage import gaussian_filter
+
+    smooth = gaussian_filter(hu, 2.0)
+    assert np.var((hu - smooth)[interior]) > 0.3 * np.var(inner)
+
+
+def test_phantom_vessel_tree_branches_and_tapers():
+    from scipy.ndimage import label
+
+    from scoremed.data import phantom_texture as tex
+
+    tree = tex.vessel_tree((200, 200), (100, 20), (0.0, 1.0), 3.0, np.random.default_rng(2), depth=6)
+    assert 0 <= tree.min() and tree.max() <= 1
+    parts, count = label(tree > 0.5)
+    assert count == 1                                              # one connected tree
+    assert 0.01 < (tree > 0.5).mean() < 0.2
+    assert (tree[:, 20:40] > 0.5).sum(1).max() >= 5               # trunk ~6 px wide near the root
+
+
+def test_ct_noise_is_correlated_with_given_std():
+    from scoremed.data import phantom_texture as tex
+
+    noise = tex.ct_noise(np.random.default_rng(3), (128, 128), 20.0)
+    assert noise.std() == pytest.approx(20.0, rel=1e-6)
+    power = np.abs(np.fft.fft2(noise)) ** 2
+    f = np.hypot(*np.meshgrid(np.fft.fftfreq(128), np.fft.fftfreq(128), indexing="ij"))
+    low, mid, high = (power[(f > lo) & (f <= hi)].mean() for lo, hi in ((0, 0.02), (0.08, 0.2), (0.6, 0.71)))
+    assert power[0, 0] < 1e-6 * mid and mid > 3 * low and mid > 3 * high   # ramp x apodisation, not white
+
+
+@pytest.mark.parametrize("region", ["thorax", "abdomen", "pelvis", "head"])
+def test_native_phantom_regions_inside_disc_and_textured(region):
+    from scipy.ndimage import gaussian_filter
+
+    from scoremed.data import phantoms_native as pn
+
+    img = pn.render_native(np.random.default_rng(4), region, noise=False)
+    flat = phantoms.render_phantom(np.random.default_rng(4), pn.NATIVE_SIZE, "pelvis" if region == "head" else region)
+    disc = phantoms.inscribed_disc(pn.NATIVE_SIZE)
+    assert img.shape == (512, 512) and np.all(img[~disc] == 0) and 0 <= img.min() and img.max() <= 1
+    bone = img > (200 + 1000) / 2000
+    assert bone.any()
+
+    def fine(x):  # high-frequency energy inside bone (scales below ~2 mm)
+        hp = x - gaussian_filter(x, 1.5)
+        return np.mean(hp[x > 0.6] ** 2)
+
+    assert fine(img) > 2 * fine(flat)

@@ -126,8 +126,12 @@ def _liver_vessels(hu: np.ndarray, liver: np.ndarray, rng: np.random.Generator) 
     hu += trees * liver * (vhu - hu)
 
 
-def render_native(rng: np.random.Generator, region: str | None = None) -> np.ndarray:
-    """One native phantom (512, 512) float64 in [0, 1]; ``region`` in ``NATIVE_REGIONS`` or random."""
+def render_native(rng: np.random.Generator, region: str | None = None, noise: bool | None = None) -> np.ndarray:
+    """One native phantom (512, 512) float64 in [0, 1].
+
+    ``region`` in ``NATIVE_REGIONS`` or None (random); ``noise`` True/False or None (random,
+    with probability ``NOISE_PROBABILITY``).
+    """
     if region is None:
         region = NATIVE_REGIONS[rng.choice(len(NATIVE_REGIONS), p=REGION_PROBABILITY)]
     if region not in NATIVE_REGIONS:
@@ -152,7 +156,8 @@ def render_native(rng: np.random.Generator, region: str | None = None) -> np.nda
         _liver_vessels(hu, liver, rng)
     hu = gaussian_filter(hu, rng.uniform(0.35, 0.7), mode="nearest")
     body = np.clip((1.0 - rho) / pixel + 0.5, 0.0, 1.0)
-    if rng.random() < NOISE_PROBABILITY:
+    add_noise = (rng.random() < NOISE_PROBABILITY) if noise is None else bool(noise)
+    if add_noise:
         hu += body * tex.ct_noise(rng, hu.shape, rng.uniform(5, 30))
     img = hu_to_unit(hu) * (body > 0)
     return np.clip(img, 0.0, 1.0) * inscribed_disc(n)
