@@ -88,6 +88,13 @@ def check_device(device: object, name: str = "device"):
     return dev
 
 
+def resolve_device(device: object = None, name: str = "device") -> torch.device:
+    """:func:`check_device`, with None or "auto" meaning CUDA when available, else the CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return check_device(device, name)
+
+
 def check_seed(seed: object, name: str = "seed") -> int | None:
     """None or an integer usable by ``torch.Generator.manual_seed``."""
     return None if seed is None else check_int(seed, name, 0, 2 ** 64 - 1)

@@ -1,18 +1,27 @@
 """Benchmark the forward operators against skimage / NumPy and against one score-network call.
 
-For every operator, image size (64², 128², 256²) and batch (1, 8): the time of one
-forward + adjoint call (CT also: forward alone and FBP), the same work done with the
-reference implementation (skimage radon/iradon looped over the batch, NumPy FFT), and the
-cost as a percentage of one evaluation of the reference score network (MONAI
+Section "table": for every operator, image size (64², 128², 256²) and batch (1, 8): the
+time of one forward + adjoint call (CT also: forward alone and FBP), the same work done
+with the reference implementation (skimage radon/iradon looped over the batch, NumPy FFT),
+and the cost as a percentage of one evaluation of the reference score network (MONAI
 DiffusionModelUNet at the same size and channels). Writes the "operators" section of
 docs/benchmarks.md.
 
-    python scripts/benchmark_operators.py [--quick] [--threads N] [--no-report]
+Section "ct": CT at scale (default 512² with 720 views over a full turn, off the 180-view
+grid, so the general matrix-free path): construction time, forward / adjoint / FBP time,
+stored state and peak memory, the adjoint gap in float32 and float64, the per-view
+correlation with skimage.transform.radon and the FBP against skimage's iradon on the same
+sinogram. Writes the "operators-ct" section.
+
+    python scripts/benchmark_operators.py [--section table|ct|all] [--quick] [--threads N]
+                                          [--ct-size N] [--ct-views N] [--no-report]
 """
 from __future__ import annotations
 
 import argparse
+import math
 import platform
+import resource
 import time
 import warnings
 
@@ -22,10 +31,12 @@ from skimage.transform import iradon, radon
 
 from scoremed.operators import (CT, MRI, Grayscale, Inpainting, MultiCoilMRI, cartesian_mask,
                                 full_view_angles, random_pixel_mask, sparse_view_angles)
-from scoremed.report import markdown_table, write_report_section
+from scoremed.operators.radon import BLOCK_POINTS
+from scoremed.benchmarks.report import markdown_table, write_report_section
 
 N_COILS = 8
 SPARSE_VIEWS = 30
+ANY_VIEWS = 23  # evenly spaced over [0, pi), off the 180-view grid: the general (non-decomposable) CT
 
 
 def timed(fn, min_time: float, max_reps: int = 50, min_reps: int = 3) -> float:
@@ -71,7 +82,7 @@ def cases(n: int, batch: int, cts: dict[str, CT]):
     maps_np = maps.numpy()
     gray, rgb = torch.rand(batch, 1, n, n), torch.rand(batch, 3, n, n)
     full_deg = np.rad2deg(full_view_angles(180).numpy())
-    ct_full, ct_sparse = cts["full"], cts["sparse"]
+    ct_full, ct_sparse, ct_any = cts["full"], cts["sparse"], cts["any"]
     sino = ct_full(gray)
 
     def np_mri(x):
@@ -96,6 +107,7 @@ def cases(n: int, batch: int, cts: dict[str, CT]):
          lambda: loop(lambda a: radon(a, full_deg, circle=True), gray.numpy())),
         ("CT 180 views fwd+adj", 1, fwd_adj(ct_full), gray, "", None),
         (f"CT {SPARSE_VIEWS} views fwd+adj", 1, fwd_adj(ct_sparse), gray, "", None),
+        (f"CT {ANY_VIEWS} off-grid views fwd+adj", 1, fwd_adj(ct_any), gray, "", None),
         ("CT 180 views FBP", 1, ct_full.pseudo_inverse, sino, "skimage iradon",
          lambda: loop(lambda s: iradon(s.T, full_deg), sino.numpy())),
         (f"CT {SPARSE_VIEWS} views transform+inverse", 1, lambda x: ct_sparse.inverse_transform(ct_sparse.transform(x)),
@@ -107,9 +119,16 @@ def run(sizes: list[int], batches: list[int], min_time: float) -> tuple[list[lis
     rows, notes = [], []
     for n in sizes:
         t0 = time.perf_counter()
-        cts = {"full": CT(n, full_view_angles(180)), "sparse": CT(n, sparse_view_angles(SPARSE_VIEWS))}
-        notes.append(f"CT operators at {n}² (180 + {SPARSE_VIEWS} views, matrices built once): "
-                     f"{time.perf_counter() - t0:.2f} s to construct")
+        cts = {"full": CT(n, full_view_angles(180)), "sparse": CT(n, sparse_view_angles(SPARSE_VIEWS)),
+               "any": CT(n, torch.linspace(0, math.pi, ANY_VIEWS + 1, dtype=torch.float64)[:-1])}
+        built = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for op in cts.values():  # first use builds the sparse matrices of small transforms
+                op.pseudo_inverse(op(torch.zeros(1, 1, n, n)))
+        notes.append(f"CT operators at {n}² (180, {SPARSE_VIEWS} and {ANY_VIEWS} views): {built:.3f} s to construct, "
+                     f"{time.perf_counter() - t0:.2f} s for the first calls (sparse matrices of transforms under "
+                     "cache_bytes are built then)")
         for batch in batches:
             nets = {c: network_ms(n, batch, c, min_time) for c in (1, 3)}
             for label, channels, fn, x, ref_label, ref in cases(n, batch, cts):
@@ -137,13 +156,97 @@ def summary(rows: list[list[object]]) -> list[str]:
     ]
 
 
+def _psnr(x: np.ndarray, ref: np.ndarray) -> float:
+    return float(10 * np.log10((ref.max() - ref.min()) ** 2 / np.mean((x - ref) ** 2)))
+
+
+def _once(fn):
+    """(result, seconds) of one call."""
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def ct_at_scale(n: int, views: int) -> str:
+    """Markdown of the CT-at-scale measurements (see the module docstring)."""
+    from skimage.data import shepp_logan_phantom
+    from skimage.transform import resize
+
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    angles = torch.arange(views, dtype=torch.float64) * (2 * math.pi / views)
+    op, t_build = _once(lambda: CT(n, angles))
+    phantom = resize(shepp_logan_phantom(), (n, n), anti_aliasing=True)
+    x = torch.from_numpy(phantom).float()[None, None]
+    with torch.no_grad():
+        y, t_fwd = _once(lambda: op(x))
+        back, t_adj = _once(lambda: op.adjoint(y))
+        fbp, t_fbp = _once(lambda: op.pseudo_inverse(y))
+    rss_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+    state_mb = sum(b.numel() * b.element_size() for b in op.buffers()) / 2 ** 20
+    gaps = {}
+    g = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        work = CT(n, angles).to(dtype)
+        u = torch.randn(1, 1, n, n, generator=g, dtype=torch.float64).to(dtype)
+        v = torch.randn(1, 1, views, op.n_detectors, generator=g, dtype=torch.float64).to(dtype)
+        with torch.no_grad():
+            au, atv = work(u), work.adjoint(v)
+        gaps[dtype] = float(((au * v).sum() - (u * atv).sum()).abs() / (au.norm() * v.norm()))
+    degrees = np.rad2deg(angles.numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref, t_radon = _once(lambda: radon(phantom, degrees, circle=True).T)
+        ref_fbp, t_iradon = _once(lambda: iradon(ref.T, degrees, filter_name="ramp"))
+    ours = y[0, 0].double().numpy()
+    corr = np.array([np.corrcoef(a, b)[0, 1] for a, b in zip(ours, ref)])
+    with torch.no_grad():
+        same_data = op.pseudo_inverse(torch.from_numpy(ref.copy()).float()[None, None])[0, 0].double().numpy()
+    rows = [["construct", f"{t_build:.4f}", "-"], ["forward", f"{t_fwd:.2f}", f"{t_radon:.2f} (skimage radon)"],
+            ["adjoint", f"{t_adj:.2f}", "-"], ["FBP (ramp)", f"{t_fbp:.2f}", f"{t_iradon:.2f} (skimage iradon)"]]
+    work_mb = BLOCK_POINTS * 4 * 4 / 2 ** 20  # grid (2 floats per sample) + samples + weights, float32
+    estimate, budget = op.projector.cached_bytes_estimate(), op.projector.cache_bytes
+    path = (f"the general matrix-free path (its sparse matrices would take {estimate / 2 ** 30:.1f} GB, over "
+            f"cache_bytes = {budget / 2 ** 20:.0f} MB)" if estimate > budget else
+            f"its sparse matrices ({estimate / 2 ** 20:.0f} MB, under cache_bytes) are built during the forward call")
+    lines = [
+        f"## CT at scale (`scripts/benchmark_operators.py --section ct`): {n}² image, {views} views over 2π",
+        "",
+        f"CPU, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), {platform.machine()}; one call "
+        f"each, float32, batch 1, Shepp-Logan phantom; angles off the 180-view grid (general CT); {path}.",
+        "",
+        markdown_table(["step", "seconds", "reference seconds"], rows),
+        "",
+        f"- Stored state: {state_mb:.2f} MB (angles, disc mask and any cached matrices); working memory per block "
+        "of views about "
+        f"{work_mb:.0f} MB; peak resident memory of this process grew by {rss_mb:.0f} MB during the run.",
+        f"- Adjoint gap |<A u, v> - <u, A^T v>| / (||A u|| ||v||): {gaps[torch.float32]:.1e} (float32), "
+        f"{gaps[torch.float64]:.1e} (float64).",
+        f"- Correlation with skimage.transform.radon, per view: min {corr.min():.6f}, median {np.median(corr):.6f} "
+        f"over {views} views.",
+        f"- FBP of skimage's sinogram against skimage's iradon on it: PSNR {_psnr(same_data, ref_fbp):.1f} dB; "
+        f"against the phantom: ours {_psnr(fbp[0, 0].double().numpy(), phantom):.2f} dB, iradon "
+        f"{_psnr(ref_fbp, phantom):.2f} dB.",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--section", choices=["table", "ct", "all"], default="all", help="what to measure")
     parser.add_argument("--quick", action="store_true", help="sizes 64² and 128² only, shorter timing")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1, like NumPy)")
+    parser.add_argument("--ct-size", type=int, default=512, help="image size of the CT-at-scale section")
+    parser.add_argument("--ct-views", type=int, default=720, help="views of the CT-at-scale section")
     parser.add_argument("--no-report", action="store_true", help="print only, do not write docs/benchmarks.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.section in ("ct", "all"):  # first: its peak-memory figure needs a fresh process
+        md = ct_at_scale(args.ct_size, args.ct_views)
+        print(md)
+        if not args.no_report:
+            print("wrote", write_report_section("docs/benchmarks.md", "operators-ct", md))
+    if args.section == "ct":
+        return
     sizes = [64, 128] if args.quick else [64, 128, 256]
     rows, notes = run(sizes, [1, 8], min_time=0.1 if args.quick else 0.3)
     header = ["operator", "size", "batch", "torch ms", "reference", "reference ms", "speed-up",
@@ -163,7 +266,7 @@ def main() -> None:
     ])
     print(md)
     if not args.no_report:
-        print("wrote", write_report_section("operators", md))
+        print("wrote", write_report_section("docs/benchmarks.md", "operators", md))
 
 
 if __name__ == "__main__":

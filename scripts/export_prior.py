@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Export a training run's latest EMA weights as a shipped prior (safetensors + JSON)."""
+"""``python scripts/export_prior.py ...`` = ``scoremed export ...``."""
 from scoremed.cli.common import run_cli
 from scoremed.cli.export import main
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Thin front end of scoremed.cli.likelihood."""
+"""``python scripts/likelihood.py ...`` = ``scoremed likelihood ...``."""
 from scoremed.cli.common import run_cli
 from scoremed.cli.likelihood import main
 

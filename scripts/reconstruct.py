@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Reconstruct MRI / CT / inpainting / colorization measurements with a score prior."""
+"""``python scripts/reconstruct.py ...`` = ``scoremed reconstruct ...``."""
 from scoremed.cli.common import run_cli
 from scoremed.cli.reconstruct import main
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Thin front end of scoremed.cli.sample."""
+"""``python scripts/sample.py ...`` = ``scoremed sample ...``."""
 from scoremed.cli.common import run_cli
 from scoremed.cli.sample import main
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train a score prior. With no arguments: the default config on the built-in data set."""
+"""``python scripts/train_prior.py ...`` = ``scoremed train ...``."""
 from scoremed.cli.common import run_cli
 from scoremed.cli.train import main
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: correlated Gaussian data with closed-form answers and a tiny trained prior."""
+"""Shared fixtures: correlated Gaussian data with closed-form answers, a tiny trained prior (trained once
+per session) and ``device`` (the CPU always, CUDA too when present)."""
 from __future__ import annotations
 
 import math
@@ -9,12 +10,20 @@ import torch
 import scoremed
 from scoremed.training.config import load_config
 from scoremed.training import Trainer
-from scoremed.training_data import training_dataset
-from scoremed.cli.common import CONFIG_DIR
+from scoremed.data import training_dataset
+from scoremed.configs import find_config
 
 
 # Small tensors dominate the tests; one thread avoids oversubscription on shared CI cores.
 torch.set_num_threads(1)
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """Each test taking ``device`` runs on the CPU, and on CUDA when a GPU is present."""
+    return torch.device(request.param)
 
 
 def smooth_gaussian(h: int = 8, length: float = 2.0, var: float = 0.05, mean: float = 0.5):
@@ -40,7 +49,7 @@ def bits_per_dim(logp: torch.Tensor, d: int) -> torch.Tensor:
 def smoke_run(tmp_path_factory):
     """A run folder of the smoke config trained for 60 steps (a few seconds)."""
     out = tmp_path_factory.mktemp("smoke_run")
-    config = load_config(CONFIG_DIR / "smoke.yaml")
+    config = load_config(find_config("smoke"))
     Trainer(config, training_dataset(config), out, device="cpu", progress=False).train(60)
     return out
 

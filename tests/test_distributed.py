@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 import textwrap
 
 import numpy as np
@@ -14,13 +15,14 @@ import yaml
 
 import scoremed
 from scoremed.training.checkpoint import latest_checkpoint, read_json, read_safetensors
-from scoremed.cli.common import REPO_ROOT
 from scoremed.training.config import load_config
 from scoremed.training.distributed import DistContext, init_distributed, map_sharded, shard_range, solve_sharded
 from scoremed.errors import InputError
 from scoremed.operators import MRI, cartesian_mask
 from scoremed.training import StepBatchSampler, Trainer, shard_noise
-from scoremed.training_data import training_dataset
+from scoremed.data import training_dataset
+
+REPO_ROOT = Path(__file__).resolve().parents[1]   # the checkout (scripts/, configs/)
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not available")
 

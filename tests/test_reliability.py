@@ -17,11 +17,13 @@ from safetensors.torch import load_file, save_file
 
 import scoremed
 from scoremed.training.checkpoint import read_training_state, save_prior
-from scoremed.cli.common import REPO_ROOT, run_cli
+from scoremed.cli.common import run_cli
 from scoremed.errors import InputError, SamplingDiverged
 from scoremed.operators import CT, MRI, Grayscale, Inpainting, cartesian_mask, random_pixel_mask, sparse_view_angles
 from scoremed.networks.published import import_checkpoint, published_configs
 from conftest import smooth_gaussian
+
+REPO_ROOT = Path(__file__).resolve().parents[1]   # the checkout (scripts/, configs/)
 
 H = 8
 
@@ -84,7 +86,7 @@ def test_resume_from_a_run_with_a_pickle_payload_runs_nothing(tmp_path, smoke_ru
     from scoremed.training.checkpoint import latest_checkpoint
     from scoremed.training.config import load_config
     from scoremed.training import Trainer
-    from scoremed.training_data import training_dataset
+    from scoremed.data import training_dataset
 
     run = tmp_path / "run"
     shutil.copytree(smoke_run, run)

@@ -17,8 +17,9 @@ from safetensors.torch import load_file
 
 import scoremed
 from scoremed.training.checkpoint import latest_checkpoint, save_prior, save_training_checkpoint
-from scoremed.cli.common import REPO_ROOT
-from scoremed.io_atomic import atomic_write
+from scoremed.io.atomic import atomic_write
+
+REPO_ROOT = Path(__file__).resolve().parents[1]   # the checkout (scripts/, configs/)
 
 STEPS = 100          # the smoke config checkpoints every 10 steps
 KILLS = 2

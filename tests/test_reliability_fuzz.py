@@ -27,7 +27,8 @@ import scoremed
 from scoremed.training.checkpoint import read_training_state, save_prior
 from scoremed.training.config import Config, config_from_dict, load_config
 from scoremed.errors import InputError, SamplingDiverged
-from scoremed.io.images import load_image, save_nifti_slice, save_png
+from scoremed.io.images import load_image, save_png
+from scoremed.io.nifti import save_nifti_slice
 from scoremed.networks import build_score_network
 from scoremed.operators import CT, MRI, Grayscale, Inpainting, cartesian_mask, random_pixel_mask, sparse_view_angles
 from scoremed.operators.multicoil import MultiCoilMRI

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,10 +11,11 @@ from torch.utils.data import Dataset
 import scoremed
 from scoremed.analytic import GaussianScore
 from scoremed.training.checkpoint import latest_checkpoint
-from scoremed.cli.common import REPO_ROOT
 from scoremed.training.config import config_from_dict, load_config
 from scoremed.errors import InputError
 from scoremed.training import Trainer, TrainingDiverged
+
+REPO_ROOT = Path(__file__).resolve().parents[1]   # the checkout (scripts/, configs/)
 from conftest import smooth_gaussian
 
 
@@ -76,7 +78,7 @@ def test_save_load_gives_identical_outputs_and_resume_continues(tmp_path, smoke_
     assert json.loads((tmp_path / "copy.json").read_text())["format_version"] == 1
 
     config = load_config(REPO_ROOT / "configs" / "smoke.yaml")
-    from scoremed.training_data import training_dataset
+    from scoremed.data import training_dataset
     first = Trainer(config, training_dataset(config), tmp_path / "run", progress=False)
     first.train(10)
     resumed = Trainer(config, training_dataset(config), tmp_path / "run", resume=True, progress=False)

@@ -1,23 +1,25 @@
-"""Shared CLI plumbing: error reporting with exit code 2, device and logging set-up."""
+"""Shared CLI plumbing: error reporting with exit code 2, logging, and flag names in error messages."""
 from __future__ import annotations
 
+import argparse
+import contextlib
+import inspect
 import logging
+import re
 import sys
-from pathlib import Path
-from typing import Callable
-
-import torch
+from typing import Callable, Iterator
 
 from scoremed.errors import InputError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = REPO_ROOT / "configs"
+_LEADING_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?=[:\s(])")
 
 
-def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+def run_cli(main: Callable[..., int], argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run ``main``; bad input becomes one ``error: ...`` line and exit code 2, not a traceback."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        if prog is not None and "prog" in inspect.signature(main).parameters:
+            return main(argv, prog=prog)
         return main(argv)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -27,26 +29,17 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
         return 130
 
 
-def resolve_device(device: str | None) -> torch.device:
-    """``None``/"auto" -> CUDA when available else CPU; an unavailable CUDA request is an InputError."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+@contextlib.contextmanager
+def flags_in_errors(parser: argparse.ArgumentParser) -> Iterator[None]:
+    """Re-raise an InputError whose message starts with an option's name (``kspace_mask: ...``) with
+    the command-line flag instead (``--kspace-mask: ...``): the library names its arguments, the
+    command line names its flags."""
+    flags = {a.dest: a.option_strings[-1] for a in parser._actions if a.option_strings}
     try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise InputError(f"--device: expected cpu, cuda or cuda:N, got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device: {device} requested but CUDA is not available on this machine")
-    return dev
-
-
-def find_config(name_or_path: str) -> Path:
-    """A config file path, or a config name in ``configs/`` (``smoke`` -> configs/smoke.yaml)."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    candidate = CONFIG_DIR / f"{name_or_path}.yaml"
-    if candidate.is_file():
-        return candidate
-    known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-    raise InputError(f"--config: no file {name_or_path!r} and no config of that name; known: {known}")
+        yield
+    except InputError as exc:
+        message = str(exc)
+        match = _LEADING_NAME.match(message)
+        if match is None or match.group(1) not in flags:
+            raise
+        raise InputError(flags[match.group(1)] + message[match.end():]) from None

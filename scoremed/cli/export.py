@@ -1,4 +1,5 @@
-"""``export_prior.py``: turn a training run's latest EMA weights into a shipped prior file pair."""
+"""``scoremed export`` (``scripts/export_prior.py``): turn a training run's latest EMA weights into a shipped
+prior file pair."""
 from __future__ import annotations
 
 import argparse
@@ -11,13 +12,17 @@ from scoremed.cli.common import run_cli
 log = logging.getLogger("scoremed")
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="export_prior.py", description=__doc__)
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__)
     p.add_argument("run", help="training run folder (its latest checkpoint is exported)")
     p.add_argument("--name", required=True, help="prior name, e.g. mri-brain")
     p.add_argument("--out-dir", default=str(SHIPPED_DIR), help="where NAME.safetensors/.json go")
     p.add_argument("--wall-time", default=None, help="training wall time to record, e.g. '2 h on 2 CPU cores'")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args = parser(prog).parse_args(argv)
     prior = load_prior(args.run)
     meta = prior.metadata
     prior.name = args.name

@@ -1,18 +1,20 @@
-"""``likelihood.py``: bits per dimension of image files under a prior (probability-flow ODE)."""
+"""``scoremed likelihood`` (``scripts/likelihood.py``): bits per dimension of image files under a prior
+(probability-flow ODE)."""
 from __future__ import annotations
 
 import argparse
 
 import torch
 
-from scoremed.training.checkpoint import load_prior
-from scoremed.cli.common import resolve_device, run_cli
+from scoremed.cli.common import flags_in_errors, run_cli
+from scoremed.errors import resolve_device
 from scoremed.io.images import load_image
 from scoremed.likelihood import likelihood
+from scoremed.training.checkpoint import load_prior
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="likelihood.py", description=__doc__)
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__)
     p.add_argument("images", nargs="+", help="image files (PNG/JPG/TIFF, .npy, NIfTI slice, DICOM)")
     p.add_argument("--prior", default="mri-brain")
     p.add_argument("--exact-trace", action="store_true", help="exact divergence (slow; small images)")
@@ -20,11 +22,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="treat images as b-bit data with uniform dequantization (ScoreSDE convention)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    p = parser(prog)
     args = p.parse_args(argv)
-    prior = load_prior(args.prior, device=resolve_device(args.device))
-    size = tuple(prior.image_shape[-2:])
-    x = torch.stack([load_image(path, prior.image_shape[0], size) for path in args.images])
-    bpd = likelihood(x, prior, exact_trace=args.exact_trace, dequantize_bits=args.dequantize_bits, seed=args.seed)
+    with flags_in_errors(p):
+        prior = load_prior(args.prior, device=resolve_device(args.device))
+        size = tuple(prior.image_shape[-2:])
+        x = torch.stack([load_image(path, prior.image_shape[0], size, argument="images") for path in args.images])
+        bpd = likelihood(x, prior, exact_trace=args.exact_trace, dequantize_bits=args.dequantize_bits,
+                         seed=args.seed)
     for path, value in zip(args.images, bpd.tolist()):
         print(f"{value:.4f} bits/dim  {path}")
     return 0

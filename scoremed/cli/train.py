@@ -1,6 +1,7 @@
-"""``train_prior.py``: train a score prior from a YAML config on built-in data or user files.
+"""``scoremed train`` (``scripts/train_prior.py``): train a score prior from a YAML config on built-in
+data or user files.
 
-Several processes: ``torchrun --nproc_per_node=P scripts/train_prior.py ...`` (add
+Several processes: ``torchrun --nproc_per_node=P -m scoremed train ...`` (add
 ``--nnodes``/``--rdzv-endpoint`` for several machines). The config's ``batch_size`` is the
 global batch, shared out over the processes; only rank 0 writes the log and checkpoints, and
 ``--resume`` works with any process count that divides the batch.
@@ -13,22 +14,24 @@ import logging
 import signal
 from pathlib import Path
 
-from scoremed.cli.common import find_config, resolve_device, run_cli
+from scoremed.cli.common import run_cli
 from scoremed.cli.speed import add_speed_arguments, speed_options
+from scoremed.configs import find_config
+from scoremed.errors import resolve_device
 from scoremed.training.config import load_config
 from scoremed.training.distributed import BACKENDS, init_distributed, shutdown
 from scoremed.training import Trainer, TrainingDiverged
-from scoremed.training_data import training_dataset
+from scoremed.data import training_dataset
 
 log = logging.getLogger("scoremed")
 DEFAULT_CONFIG = "mri-brain"
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train_prior.py", description=__doc__,
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=DEFAULT_CONFIG,
-                   help=f"YAML file or name in configs/ (default: {DEFAULT_CONFIG})")
+                   help=f"YAML file or the name of a shipped config (default: {DEFAULT_CONFIG})")
     p.add_argument("--data", nargs="+", default=None,
                    help="training files or folders (NIfTI, DICOM, HDF5, PNG/JPG/TIFF, .npy); "
                         "default: the config's built-in data set")
@@ -59,10 +62,10 @@ def _interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args = parser(prog).parse_args(argv)
     _interrupt_on_sigterm()
-    config = load_config(find_config(args.config))
+    config = load_config(find_config(args.config, argument="--config"))
     if args.data:
         config.data = dataclasses.replace(config.data, paths=list(args.data))
     data_options = {"slice_axis": args.slice_axis, "intensity": args.intensity,
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         config.training = dataclasses.replace(config.training, seed=args.seed)
     config.training = dataclasses.replace(config.training, **speed_options(args))
     out = Path(args.out or Path("runs") / config.name)
-    dist = init_distributed(resolve_device(args.device) if args.device else None, backend=args.backend)
+    dist = init_distributed(resolve_device(args.device, "--device") if args.device else None, backend=args.backend)
     try:
         if not dist.is_main:
             logging.getLogger().setLevel(logging.WARNING)

@@ -5,5 +5,4 @@
 - :mod:`.slices`: volume <-> prior-sized 2D slices (orientation, intensity window, size), invertible;
 - :mod:`.kspace`: fastMRI HDF5 k-space onto the prior's grid, coil maps;
 - :mod:`.slicewise`, :mod:`.volume_jobs`: batched slice-by-slice reconstruction behind ``reconstruct.py``;
-- :mod:`.training_files`: user files as a training data set (MONAI loading, transforms, caching).
 """

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from scoremed.errors import InputError
-from scoremed.io_atomic import atomic_write
+from scoremed.io.atomic import atomic_write
 
 log = logging.getLogger("scoremed")
 
@@ -164,7 +164,7 @@ def _series_files(path: Path, argument: str) -> list[tuple[Path, object]]:
     return found
 
 
-def read_series(path: str | os.PathLike | list, argument: str = "--input", strict: bool = True) -> DicomSeries:
+def read_series(path: str | os.PathLike | list, argument: str = "path", strict: bool = True) -> DicomSeries:
     """One DICOM series (folder, single-frame or multi-frame file, or a list of files) as a
     :class:`DicomSeries`; several series in the input are an error.
 
@@ -200,7 +200,7 @@ def read_series(path: str | os.PathLike | list, argument: str = "--input", stric
     return _stack(items, uid, path, argument, strict)
 
 
-def group_series(files: list[Path], argument: str = "--data") -> list[list[Path]]:
+def group_series(files: list[Path], argument: str = "files") -> list[list[Path]]:
     """DICOM image files grouped by SeriesInstanceUID (headers only; non-DICOM files skipped)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -360,7 +360,7 @@ def series_datasets(data: np.ndarray, affine: np.ndarray, templates: list | None
 
     data = np.asarray(data, dtype=np.float64)
     if data.ndim != 3:
-        raise InputError(f"--dicom-out: expected a 3D volume, got shape {data.shape}")
+        raise InputError(f"data: expected a 3D volume (columns, rows, slices), got shape {data.shape}")
     if templates is not None and len(templates) != data.shape[2]:
         templates = None
     slope, intercept = _rescale(data)

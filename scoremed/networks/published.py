@@ -18,14 +18,15 @@ from typing import Any
 import torch
 import yaml
 
+from scoremed.configs import CONFIG_DIR
 from scoremed.training.checkpoint import load_weights_strict, save_prior
 from scoremed.errors import InputError
 from scoremed.networks import build_score_network
 from scoremed.prior import ScorePrior
 from scoremed.sde import SDE, sde_from_config
 
-#: configurations of published models, shipped in the source tree (configs/published/*.yaml)
-PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "configs" / "published"
+#: configurations of published models, shipped with the package (scoremed.configs: published/*.yaml)
+PUBLISHED_DIR = CONFIG_DIR / "published"
 _CONVENTIONS = {"vesde": ("sigma", "score"), "vpsde": ("999t", "epsilon"), "subvpsde": ("999t", "epsilon")}
 _SHAPE_FIELDS = "model.nf, model.ch_mult, model.num_res_blocks, model.attn_resolutions, data.num_channels, " \
                 "data.image_size, model.progressive*, model.resblock_type, model.embedding_type"

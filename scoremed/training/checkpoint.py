@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from scoremed.errors import InputError, check_device
-from scoremed.io_atomic import atomic_write, atomic_write_text
+from scoremed.io.atomic import atomic_write, atomic_write_text
 from scoremed.networks import PatchScore, build_score_network
 from scoremed.prior import ScorePrior
 from scoremed.sde import sde_from_config

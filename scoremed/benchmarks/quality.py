@@ -1,4 +1,4 @@
-"""The reconstruction-quality benchmark behind ``scripts/benchmark.py``.
+"""The reconstruction-quality benchmark (``scoremed benchmark quality``, ``scripts/benchmark.py``).
 
 Every task simulates measurements of held-out test images (never used in training or
 tuning), then compares the direct reconstruction, the classical baseline and scoremed's
@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scoremed.baselines import CLASSICAL_NAMES, classical_reconstruction, image_metrics
-from scoremed.reconstruction import MethodResult, OperatorOptions, make_operator, save_figure
-from scoremed.report import markdown_table
+from scoremed.apps.compare import MethodResult
+from scoremed.apps.figures import save_figure
+from scoremed.apps.metrics import batch_metrics, image_metrics
+from scoremed.benchmarks.report import markdown_table
 from scoremed.solve import sample_posterior
+from scoremed.tasks import classical_name, classical_reconstruction, ct, get_task, inpaint, mri
 
 
 @dataclass(frozen=True)
@@ -24,18 +26,18 @@ class Task:
     name: str
     op: str
     prior: str
-    options: OperatorOptions
+    options: object = None       #: the task's options (None: its defaults)
 
 
 TASKS = [
-    Task("mri-4x", "mri", "mri-brain", OperatorOptions(accel=4, mask="random")),
-    Task("mri-8x", "mri", "mri-brain", OperatorOptions(accel=8, mask="random")),
-    Task("mri-8x-poisson", "mri", "mri-brain", OperatorOptions(accel=8, mask="poisson")),
-    Task("ct-23-views", "ct", "ct-phantom", OperatorOptions(views=23)),
-    Task("ct-12-views", "ct", "ct-phantom", OperatorOptions(views=12)),
-    Task("inpaint-box", "inpaint", "natural", OperatorOptions(mask_kind="box")),
-    Task("inpaint-random-70", "inpaint", "natural", OperatorOptions(mask_kind="random")),
-    Task("colorize", "colorize", "natural", OperatorOptions()),
+    Task("mri-4x", "mri", "mri-brain", mri.Options(accel=4, mask="random")),
+    Task("mri-8x", "mri", "mri-brain", mri.Options(accel=8, mask="random")),
+    Task("mri-8x-poisson", "mri", "mri-brain", mri.Options(accel=8, mask="poisson")),
+    Task("ct-23-views", "ct", "ct-phantom", ct.Options(views=23)),
+    Task("ct-12-views", "ct", "ct-phantom", ct.Options(views=12)),
+    Task("inpaint-box", "inpaint", "natural", inpaint.Options(mask_kind="box")),
+    Task("inpaint-random-70", "inpaint", "natural", inpaint.Options(mask_kind="random")),
+    Task("colorize", "colorize", "natural"),
 ]
 
 
@@ -46,11 +48,6 @@ def steps_for(method: str, nfe: int, prior) -> int:
     settings = settings_for(prior, method)
     per_step = 1 + (settings.n_corrector_steps if settings.corrector != "none" else 0)
     return max(1, nfe // per_step)
-
-
-def _score(truth: torch.Tensor, images: torch.Tensor) -> dict[str, np.ndarray]:
-    per = [image_metrics(t, r) for t, r in zip(truth, images)]
-    return {k: np.array([m[k] for m in per]) for k in ("psnr", "ssim")}
 
 
 def _row(task: str, method: str, nfe: object, scores: dict[str, np.ndarray], seconds: float) -> list[object]:
@@ -65,24 +62,24 @@ def run_task(task: Task, n_images: int, nfe_levels: dict[str, list[int]], figure
     ``nfe_levels`` maps each scoremed method to the NFE levels it is run at.
     """
     from scoremed.training.checkpoint import load_prior
-    from scoremed.datasets import get_dataset
+    from scoremed.data import get_dataset
 
     prior = load_prior(task.prior, device=device)
     test = get_dataset(task.prior, "test")
     truth = torch.stack([test[i] for i in range(min(n_images, len(test)))]).to(prior.device)
-    operator = make_operator(task.op, prior.image_shape, task.options).to(prior.device)
+    operator = get_task(task.op).make_operator(tuple(truth.shape[1:]), task.options).to(prior.device)
     y = operator(truth)
     n = truth.shape[0]
     rows, shown = [], {}
     start = time.perf_counter()
     direct = operator.pseudo_inverse(y)
-    rows.append(_row(task.name, "direct", 0, _score(truth, direct), (time.perf_counter() - start) / n))
+    rows.append(_row(task.name, "direct", 0, batch_metrics(truth, direct), (time.perf_counter() - start) / n))
     shown["direct"] = MethodResult("direct", direct[:1], 0.0)
     start = time.perf_counter()
     classical = classical_reconstruction(y, operator)
-    rows.append(_row(task.name, CLASSICAL_NAMES[operator.kind], 0, _score(truth, classical),
+    rows.append(_row(task.name, classical_name(operator), 0, batch_metrics(truth, classical),
                      (time.perf_counter() - start) / n))
-    shown["classical"] = MethodResult(CLASSICAL_NAMES[operator.kind], classical[:1], 0.0)
+    shown["classical"] = MethodResult(classical_name(operator), classical[:1], 0.0)
     best = None
     for method, levels in nfe_levels.items():
         for nfe in levels:
@@ -90,7 +87,7 @@ def run_task(task: Task, n_images: int, nfe_levels: dict[str, list[int]], figure
             x_hat = sample_posterior(y, operator, 1, prior=prior, method=method, steps=steps_for(method, nfe, prior),
                                      seed=seed, progress=False)[0]
             seconds = (time.perf_counter() - start) / n
-            scores = _score(truth, x_hat)
+            scores = batch_metrics(truth, x_hat)
             rows.append(_row(task.name, f"scoremed {method}", nfe, scores, seconds))
             if best is None or scores["psnr"].mean() > best[0]:
                 best = (scores["psnr"].mean(), method, nfe, x_hat)
@@ -113,7 +110,7 @@ HEADER = ["task", "method", "NFE", "PSNR dB (mean ± std)", "SSIM (mean ± std)"
 
 
 def benchmark_markdown(rows: list[list[object]], n_images: int, note: str) -> str:
-    return (f"## Reconstruction quality (`scripts/benchmark.py`)\n\n{note}\n\n"
+    return (f"## Reconstruction quality (`scoremed benchmark quality`)\n\n{note}\n\n"
             f"{n_images} held-out test images per task (64×64). NFE = score-network evaluations per image; "
             "PC methods use one Langevin corrector step per predictor step.\n\n" + markdown_table(HEADER, rows)
             + "\n\nFigures: `docs/figures/<task>.png` (truth | direct | classical | scoremed | |error| | std).")

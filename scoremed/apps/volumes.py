@@ -1,17 +1,18 @@
-"""The volume and multi-slice k-space jobs of ``reconstruct.py``: read, reconstruct every slice in
-batches, resample back to the input's grid and units, and write NIfTI (and optionally DICOM).
+"""Whole volumes and multi-slice k-space: read, reconstruct every slice in batches, resample back to
+the input's grid and units, and write NIfTI (and optionally DICOM).
 
 All outputs are assembled in memory first (:class:`VolumeOutputs`) and written only after
 every slice has been reconstructed, each file atomically; an error anywhere writes nothing.
 
-Both jobs take ``ctx`` (a :class:`scoremed.training.distributed.DistContext`): under ``torchrun`` the
-batches of slices are shared out over the processes and gathered back in order
-(:func:`scoremed.io.slicewise.run_stack`); every rank returns the same :class:`VolumeOutputs`,
+Both jobs take ``ctx`` (a :class:`scoremed.training.distributed.DistContext`): under ``torchrun``
+the batches of slices are shared out over the processes and gathered back in order
+(:func:`scoremed.apps.stack.run_stack`); every rank returns the same :class:`VolumeOutputs`,
 and the caller lets rank 0 alone write them.
 """
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import logging
 from dataclasses import dataclass, field
@@ -20,14 +21,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scoremed.apps.compare import metrics_table
+from scoremed.apps.figures import save_figure
+from scoremed.apps.kspace import read_kspace
+from scoremed.apps.options import ReconstructOptions
+from scoremed.apps.slices import IntensityWindow, SliceGeometry, fit_to_size, restore_size
+from scoremed.apps.stack import Batch, StackResult, run_stack
 from scoremed.errors import InputError
+from scoremed.io.atomic import atomic_write
 from scoremed.io.dicom import LPS_TO_RAS, encode_series, series_datasets, write_series
-from scoremed.io.kspace import read_kspace, slice_operator
-from scoremed.io.slices import IntensityWindow, SliceGeometry, fit_to_size, restore_size
-from scoremed.io.slicewise import Batch, StackResult, run_stack
-from scoremed.io.volumes import load_volume, nifti_image
-from scoremed.io_atomic import atomic_write
-from scoremed.reconstruction import make_operator, save_figure
+from scoremed.io.nifti import nifti_image
+from scoremed.io.volumes import load_volume
+from scoremed.tasks import get_task
+from scoremed.tasks.mri import coil_operator, make_mask
 
 log = logging.getLogger("scoremed")
 
@@ -44,10 +50,11 @@ class VolumeOutputs:
     dicom_templates: list | None = None
     info: dict = field(default_factory=dict)
 
-    def write(self, out: Path, dicom_out: Path | None = None) -> None:
-        """Encode every file in memory, then write them (each atomically)."""
-        import gzip
+    def table(self) -> str:
+        return metrics_table(self.stack.results)
 
+    def write(self, out: str | Path, dicom_out: str | Path | None = None) -> None:
+        """Encode every file in memory, then write them (each atomically)."""
         out = Path(out)
         files = {"reconstruction.nii.gz": gzip.compress(nifti_image(self.data, self.affine, self.header).to_bytes())}
         if self.std is not None:
@@ -70,26 +77,26 @@ class VolumeOutputs:
 
 def _check_single_channel(prior, what: str) -> int:
     if prior.image_shape[0] != 1:
-        raise InputError(f"--prior: {what} need a one-channel prior, '{prior.name}' works on {prior.image_shape}")
+        raise InputError(f"prior: {what} need a one-channel prior, '{prior.name}' works on {prior.image_shape}")
     if prior.image_shape[-1] != prior.image_shape[-2]:
-        raise InputError(f"--prior: {what} need a square prior, '{prior.name}' works on {prior.image_shape}")
+        raise InputError(f"prior: {what} need a square prior, '{prior.name}' works on {prior.image_shape}")
     return int(prior.image_shape[-1])
 
 
-def reconstruct_volume(args, prior, options, solve_options: dict, ctx=None) -> VolumeOutputs:
-    """``--input`` NIfTI / DICOM: every slice from a measurement simulated at the prior's resolution."""
+def reconstruct_volume(options: ReconstructOptions, prior, ctx=None) -> VolumeOutputs:
+    """``options.input`` NIfTI / DICOM: every slice from a measurement simulated at the prior's resolution."""
     size = _check_single_channel(prior, "volumes")
-    volume = load_volume(args.input, args.volume_index)
-    geometry = SliceGeometry.for_volume(volume.data.shape, volume.affine, args.slice_axis)
-    window = IntensityWindow.from_data(volume.data, args.intensity, args.ct_window)
+    volume = load_volume(options.input, options.volume_index, argument="input")
+    geometry = SliceGeometry.for_volume(volume.data.shape, volume.affine, options.slice_axis)
+    window = IntensityWindow.from_data(volume.data, options.intensity, options.ct_window, argument="input")
     slices = geometry.to_slices(volume.data)
     n, rows, cols = slices.shape
     log.info("volume %s: %s %s, %d slices of %dx%d along RAS axis %d, intensity [%g, %g] -> [0, 1], prior %dx%d%s",
-             volume.source, volume.kind, volume.data.shape, n, rows, cols, args.slice_axis, window.low, window.high,
-             size, size, f" ({'; '.join(volume.notes)})" if volume.notes else "")
-    device = solve_options["device"]
-    operator = make_operator(args.op, prior.image_shape, options).to(device)
-    batch_size = int(args.batch_size)
+             volume.source, volume.kind, volume.data.shape, n, rows, cols, options.slice_axis, window.low,
+             window.high, size, size, f" ({'; '.join(volume.notes)})" if volume.notes else "")
+    device = options.solve.get("device")
+    operator = get_task(options.op, "op").make_operator(prior.image_shape, options.operator).to(device)
+    batch_size = int(options.batch_size)
 
     def make_batch(start: int) -> Batch:
         chunk = torch.from_numpy(window.normalise(slices[start:start + batch_size]))[:, None]
@@ -97,47 +104,42 @@ def reconstruct_volume(args, prior, options, solve_options: dict, ctx=None) -> V
         return Batch(start, operator(truth.to(device)), operator, truth)
 
     batches = [functools.partial(make_batch, start) for start in range(0, n, batch_size)]
-
     recon = np.empty((n, rows, cols), dtype=np.float32)
 
     def on_batch(start: int, images: dict) -> None:
         native = restore_size(images["scoremed"].clamp(0, 1), (rows, cols))[:, 0].numpy()
         recon[start:start + native.shape[0]] = window.restore(native)
 
-    stack = run_stack(batches, n, prior, n_samples=args.samples, seed=args.seed, progress=not args.no_progress,
-                      on_batch=on_batch, ctx=ctx, **solve_options)
+    stack = run_stack(batches, n, prior, n_samples=options.samples, seed=options.seed, progress=options.progress,
+                      on_batch=on_batch, ctx=ctx, **options.solve)
     std = None
     if stack.std is not None:
         std = geometry.from_slices(restore_size(stack.std, (rows, cols))[:, 0].numpy() * (window.high - window.low))
-    info = {"source": volume.source, "kind": volume.kind, "shape": list(volume.data.shape), "slice_axis": args.slice_axis,
-            "intensity_window": [window.low, window.high], "prior_size": size, "notes": volume.notes,
-            "metrics": "at the prior's resolution, intensities in [0, 1]; psnr over all slices"}
+    info = {"source": volume.source, "kind": volume.kind, "shape": list(volume.data.shape),
+            "slice_axis": options.slice_axis, "intensity_window": [window.low, window.high], "prior_size": size,
+            "notes": volume.notes, "metrics": "at the prior's resolution, intensities in [0, 1]; psnr over all slices"}
     return VolumeOutputs(stack, geometry.from_slices(recon), volume.affine, volume.header, std, volume.modality,
                          volume.dicom.datasets if volume.dicom is not None and volume.dicom.datasets else None, info)
 
 
-def reconstruct_kspace_file(args, prior, options, solve_options: dict, ctx=None) -> VolumeOutputs:
-    """``--kspace file.h5``: every slice of fastMRI k-space, one slice (operator) at a time."""
+def reconstruct_kspace_file(options: ReconstructOptions, prior, ctx=None) -> VolumeOutputs:
+    """``options.kspace`` (fastMRI HDF5): every slice, one slice (operator) at a time."""
     size = _check_single_channel(prior, "k-space files")
-    if args.volume_index is not None:
-        raise InputError("--volume-index: only for 4D NIfTI input")
-
-    def make_mask(s: int) -> torch.Tensor:
-        return make_operator("mri", (1, s, s), options).mask
-
-    data = read_kspace(args.kspace, size, args.kspace_mask, make_mask)
+    if options.volume_index is not None:
+        raise InputError("volume_index: only for 4D NIfTI input")
+    data = read_kspace(options.kspace, size, options.kspace_mask, lambda s: make_mask((s, s), options.operator))
     n, coils = data.kspace.shape[:2]
     log.info("k-space %s: %d slice(s), %s (%d coil(s)), %dx%d; %s", data.source, n,
              "multi-coil" if data.multicoil else "single-coil", coils, *data.original_shape, "; ".join(data.notes))
-    device = solve_options["device"]
+    device = options.solve.get("device")
 
     def make_batch(i: int) -> Batch:  # each slice has its own coil maps, hence its own operator
-        operator = slice_operator(data.kspace[i], data.mask, data.multicoil).to(device)
+        operator = coil_operator(data.kspace[i], data.mask, data.multicoil).to(device)
         truth = None if data.reference is None else data.reference[i:i + 1].clamp(0, 1)
         return Batch(i, data.kspace[i:i + 1].to(device), operator, truth)
 
-    stack = run_stack([functools.partial(make_batch, i) for i in range(n)], n, prior, n_samples=args.samples,
-                      seed=args.seed, progress=not args.no_progress, ctx=ctx, **solve_options)
+    stack = run_stack([functools.partial(make_batch, i) for i in range(n)], n, prior, n_samples=options.samples,
+                      seed=options.seed, progress=options.progress, ctx=ctx, **options.solve)
     magnitude = stack.results["scoremed"].image.abs()[:, 0].numpy() * data.scale      # (N, S, S)
     pixel = data.original_shape[1] / size
     affine = LPS_TO_RAS @ np.diag([pixel, pixel, 1.0, 1.0])

@@ -4,13 +4,13 @@ import pytest
 import torch
 
 import scoremed
-from scoremed.baselines import image_metrics
-from scoremed.datasets import default_test_image
-from scoremed.reconstruction import OperatorOptions, make_operator
+from scoremed.apps.metrics import image_metrics
+from scoremed.data import default_test_image
+from scoremed.tasks import ct, inpaint, make_operator, mri
 
-CASES = [("mri-brain", (1, 64, 64), "mri", OperatorOptions(accel=4)),
-         ("ct-phantom", (1, 64, 64), "ct", OperatorOptions(views=23)),
-         ("natural", (3, 64, 64), "inpaint", OperatorOptions(mask_kind="random"))]
+CASES = [("mri-brain", (1, 64, 64), "mri", mri.Options(accel=4)),
+         ("ct-phantom", (1, 64, 64), "ct", ct.Options(views=23)),
+         ("natural", (3, 64, 64), "inpaint", inpaint.Options(mask_kind="random"))]
 
 
 @pytest.mark.parametrize("name,shape,op,options", CASES, ids=[c[0] for c in CASES])
@@ -29,7 +29,7 @@ def test_shipped_prior_loads_and_beats_the_direct_reconstruction(name, shape, op
 
 def test_solve_without_a_prior_picks_the_shipped_default(caplog):
     truth = default_test_image("mri-brain")[None]
-    operator = make_operator("mri", (1, 64, 64), OperatorOptions(accel=4))
+    operator = make_operator("mri", (1, 64, 64), mri.Options(accel=4))
     with caplog.at_level("INFO", logger="scoremed"):
         x_hat = scoremed.solve(operator(truth), operator, steps=5, progress=False)
     assert x_hat.shape == (1, 1, 64, 64)

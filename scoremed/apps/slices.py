@@ -1,4 +1,4 @@
-"""From a volume to the prior's 2D slices and back: orientation, intensity window, size.
+"""From a volume to 2D slices at the prior's size and back: orientation, intensity window, size.
 
 Every step is exactly invertible up to the resampling, so a reconstructed slice stack goes
 back into the input volume's voxel grid, orientation and intensity units:
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from scoremed.errors import InputError
+from scoremed.io.images import percentile_window
 
 INTENSITY_MODES = ("percentile", "ct")
 
@@ -39,13 +40,13 @@ class SliceGeometry:
     axis: int                         # RAS axis the slices are taken along
 
     @classmethod
-    def for_volume(cls, shape, affine: np.ndarray, axis: int = 2, argument: str = "--slice-axis") -> "SliceGeometry":
+    def for_volume(cls, shape, affine: np.ndarray, axis: int = 2, argument: str = "slice_axis") -> "SliceGeometry":
         from nibabel.orientations import io_orientation
 
         if axis not in (0, 1, 2):
             raise InputError(f"{argument}: expected 0 (sagittal), 1 (coronal) or 2 (axial), got {axis!r}")
         if len(shape) != 3:
-            raise InputError(f"--input: expected a 3D volume, got shape {tuple(shape)}")
+            raise InputError(f"shape: expected a 3D volume (X, Y, Z), got {tuple(shape)}")
         geometry = cls(tuple(int(s) for s in shape), io_orientation(np.asarray(affine, dtype=np.float64)), int(axis))
         flat = [a for a, n in enumerate(geometry._canonical_shape()) if n == 1]
         if flat and geometry._canonical_shape()[axis] != 1:
@@ -92,21 +93,16 @@ class IntensityWindow:
 
     @classmethod
     def from_data(cls, data: np.ndarray, mode: str = "percentile", ct_window=(-1000.0, 1000.0),
-                  argument: str = "--input") -> "IntensityWindow":
+                  argument: str = "data") -> "IntensityWindow":
+        """``percentile``: the data's 0.5-99.5th percentiles; ``ct``: the HU window ``ct_window``."""
         if mode == "percentile":
-            finite = np.asarray(data, dtype=np.float64)
-            lo, hi = np.percentile(finite, [0.5, 99.5])
-            if not hi > lo:
-                lo, hi = float(finite.min()), float(finite.max())
-            if not hi > lo:
-                raise InputError(f"{argument}: the image is constant (value {lo:g}); nothing to reconstruct")
-            return cls(float(lo), float(hi))
+            return cls(*percentile_window(data, argument=argument))
         if mode == "ct":
             lo, hi = (float(v) for v in ct_window)
             if not (np.isfinite([lo, hi]).all() and hi > lo):
-                raise InputError(f"--ct-window: expected two finite HU values low < high, got {list(ct_window)}")
+                raise InputError(f"ct_window: expected two finite HU values low < high, got {list(ct_window)}")
             return cls(lo, hi)
-        raise InputError(f"--intensity: expected one of {list(INTENSITY_MODES)}, got {mode!r}")
+        raise InputError(f"intensity: expected one of {list(INTENSITY_MODES)}, got {mode!r}")
 
     def normalise(self, x: np.ndarray) -> np.ndarray:
         return np.clip((np.asarray(x, dtype=np.float64) - self.low) / (self.high - self.low), 0, 1).astype(np.float32)

@@ -5,7 +5,7 @@ import os
 import re
 from pathlib import Path
 
-from scoremed.io_atomic import atomic_write_text
+from scoremed.io.atomic import atomic_write_text
 
 
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:
@@ -18,7 +18,7 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def write_report_section(section: str, markdown: str, path: str | os.PathLike = "docs/benchmarks.md") -> Path:
+def write_report_section(path: str | os.PathLike, section: str, markdown: str) -> Path:
     """Replace (or append) the section ``section`` of the report at ``path`` with ``markdown``.
 
     Sections are delimited by ``<!-- begin NAME -->`` / ``<!-- end NAME -->`` so several

@@ -1,40 +1,31 @@
-"""Medical data in and out (issue 6): NIfTI volumes, DICOM series, fastMRI HDF5 k-space, bad input.
+"""Medical data through ``scoremed reconstruct``: NIfTI volumes, DICOM series, fastMRI HDF5 k-space,
+and bad input (one message naming the flag, exit code 2, nothing written).
 
-Round trips use nibabel's and pydicom's bundled test files (I/O only; never used for training
-or tuning) and the 16 x 16 smoke prior with 5 steps, so every CLI run takes a second or two.
+Round trips use nibabel's and pydicom's bundled test files and the 16 x 16 smoke prior with 5 steps,
+so every run takes a second or two.
 """
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 nib = pytest.importorskip("nibabel")
 pydicom = pytest.importorskip("pydicom")
 h5py = pytest.importorskip("h5py")
 
+from medical_files import CT_SERIES, DCM_DATA, MIXED_SERIES, NIB_DATA, write_fastmri  # noqa: E402
 from scoremed.cli.common import run_cli  # noqa: E402
 from scoremed.cli.reconstruct import main as reconstruct_main  # noqa: E402
-from scoremed.errors import InputError  # noqa: E402
 from scoremed.io.dicom import read_series  # noqa: E402
-from scoremed.io.kspace import calibration_width, read_kspace, slice_operator  # noqa: E402
-from scoremed.io.slices import IntensityWindow, SliceGeometry, fit_to_size, restore_size  # noqa: E402
-from scoremed.io.volumes import load_volume  # noqa: E402
-from scoremed.operators.mri import fft2c  # noqa: E402
 
-NIB_DATA = Path(nib.__file__).parent / "tests" / "data"
-DCM_DATA = Path(pydicom.__file__).parent / "data" / "test_files"
-CT_SERIES = DCM_DATA / "dicomdirtests" / "98892001" / "CT5N"     # 5 axial CT slices, 16 x 16
-MIXED_SERIES = DCM_DATA / "dicomdirtests" / "98892003" / "MR1"   # 3 files of 3 series
 FAST = ["--steps", "5", "--no-progress", "--seed", "0"]
 
 
-def run(argv, capsys=None) -> int:
+def run(argv) -> int:
     return run_cli(reconstruct_main, [str(a) for a in argv])
 
 
@@ -42,47 +33,6 @@ def canonical(image):
     """Data and affine in the closest RAS orientation (compare volumes in world space)."""
     c = nib.as_closest_canonical(image)
     return np.asarray(c.dataobj, dtype=np.float64), c.affine
-
-
-# --- geometry helpers --------------------------------------------------------------------
-@pytest.mark.parametrize("axis", [0, 1, 2])
-def test_slice_geometry_is_an_exact_round_trip(axis):
-    volume = load_volume(NIB_DATA / "anatomical.nii")
-    geometry = SliceGeometry.for_volume(volume.data.shape, volume.affine, axis)
-    slices = geometry.to_slices(volume.data)
-    assert slices.shape == (len(geometry), *geometry.slice_shape())
-    assert np.array_equal(geometry.from_slices(slices), volume.data)
-
-
-def test_axial_dicom_slices_are_shown_like_pixel_array():
-    from pydicom.pixels import apply_modality_lut
-
-    series = read_series(CT_SERIES)
-    slices = SliceGeometry.for_volume(series.data.shape, series.affine, 2).to_slices(series.data)
-    files = sorted((pydicom.dcmread(p) for p in CT_SERIES.iterdir()), key=lambda d: float(d.ImagePositionPatient[2]))
-    for k, ds in enumerate(files):
-        np.testing.assert_array_equal(slices[k], apply_modality_lut(ds.pixel_array, ds))
-
-
-def test_dicom_series_affine_matches_geometry_tags():
-    series = read_series(CT_SERIES)
-    first = series.datasets[0]
-    lps = np.diag([-1, -1, 1, 1]) @ series.affine
-    np.testing.assert_allclose(lps[:3, 3], [float(v) for v in first.ImagePositionPatient], atol=1e-5)
-    np.testing.assert_allclose(np.linalg.norm(lps[:3, :3], axis=0),
-                               [float(first.PixelSpacing[1]), float(first.PixelSpacing[0]), 2.5], atol=1e-5)
-
-
-def test_fit_and_restore_size_keep_shape_and_aspect():
-    x = torch.rand(3, 1, 20, 12)
-    small = fit_to_size(x, 16)
-    assert small.shape == (3, 1, 16, 16)
-    back = restore_size(small, (20, 12))
-    assert back.shape == x.shape
-    constant = restore_size(fit_to_size(torch.full((1, 1, 20, 12), 0.5), 16), (20, 12))
-    assert torch.allclose(constant[..., 3:-3, 3:-3], torch.tensor(0.5), atol=1e-5)
-    window = IntensityWindow(-1000.0, 1000.0)
-    assert window.restore(window.normalise(np.array([0.0])))[0] == pytest.approx(0.0, abs=0.1)
 
 
 # --- volume round trips through reconstruct.py -------------------------------------------
@@ -156,35 +106,6 @@ def test_single_dicom_file_and_4d_nifti_volume_index(smoke_run, tmp_path):
 
 
 # --- fastMRI HDF5 k-space ----------------------------------------------------------------
-def phantom(h: int, w: int, shift: float = 0.0) -> np.ndarray:
-    yy, xx = np.mgrid[:h, :w]
-    yy, xx = (yy - h / 2) / (h / 2), (xx - w / 2) / (w / 2)
-    image = ((xx / 0.7) ** 2 + (yy / 0.8) ** 2 < 1) * 0.6
-    return image + ((xx - 0.2 - shift) ** 2 / 0.04 + (yy + 0.1) ** 2 / 0.09 < 1) * 0.4
-
-
-def coil_maps(coils: int, h: int, w: int) -> np.ndarray:
-    yy, xx = np.mgrid[:h, :w]
-    centres = [(0, 0), (0, w), (h, 0), (h, w)][:coils]
-    return np.stack([np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (0.8 * max(h, w)) ** 2)) * np.exp(1j * c)
-                     for c, (cy, cx) in enumerate(centres)])
-
-
-def write_fastmri(path: Path, slices=2, coils=4, h=48, w=32, multicoil=True, mask=None) -> np.ndarray:
-    """A small file with the fastMRI layout: ``kspace`` (slices, [coils,] H, W), optional ``mask`` (W,)."""
-    yy, xx = np.mgrid[:h, :w]
-    images = np.stack([phantom(h, w, 0.1 * s) for s in range(slices)])
-    objects = images * np.exp(1j * 0.5 * (xx / w + yy / h))       # smooth phase, like real data
-    coil_images = coil_maps(coils, h, w)[None] * objects[:, None] if multicoil else objects
-    kspace = fft2c(torch.from_numpy(coil_images.astype(np.complex64))).numpy()
-    with h5py.File(path, "w") as f:
-        f.create_dataset("kspace", data=kspace)
-        if mask is not None:
-            f.create_dataset("mask", data=mask)
-        f.attrs["acquisition"] = "CORPD_FBK"
-    return images
-
-
 @pytest.mark.parametrize("multicoil", [True, False])
 def test_fastmri_hdf5_reconstructs(smoke_run, tmp_path, multicoil):
     path = tmp_path / "file.h5"
@@ -213,25 +134,6 @@ def test_undersampled_fastmri_file_with_mask_has_no_reference(smoke_run, tmp_pat
     assert run(["--prior", smoke_run, "--kspace", path, "--out", out, *FAST]) == 0
     assert nib.load(out / "reconstruction.nii.gz").shape == (16, 16, 1)
     assert not (out / "metrics.json").exists()
-
-
-def test_kspace_crop_keeps_intensity_and_espirit_maps_combine_to_the_object(tmp_path):
-    path = tmp_path / "big.h5"
-    images = write_fastmri(path, slices=1, coils=4, h=64, w=64)
-    data = read_kspace(path, 32, make_mask=lambda s: torch.ones(s, s))
-    assert data.kspace.shape == (1, 4, 32, 32) and data.reference.shape == (1, 1, 32, 32)
-    # the low-pass image keeps the intensity scale of the full-resolution image
-    maps = coil_maps(4, 64, 64)
-    full_rss = images[0] * np.sqrt((np.abs(maps) ** 2).sum(0))
-    assert float(data.reference.max()) * data.scale == pytest.approx(full_rss.max(), rel=0.15)
-    assert calibration_width(data.mask) == 32
-    operator = slice_operator(data.kspace[0], data.mask, multicoil=True)     # ESPIRiT (calibration 24)
-    combined = operator.pseudo_inverse(data.kspace[:1])[0, 0]
-    reference = data.reference[0, 0]
-    inside = reference > 0.3 * reference.max()
-    corr = np.corrcoef(combined[inside].numpy(), reference[inside].numpy())[0, 1]
-    assert corr > 0.95
-    assert float(combined.abs().max()) == pytest.approx(float(reference.max()), rel=0.2)
 
 
 # --- bad input: one message, exit code 2, nothing written ----------------------------------
@@ -296,17 +198,3 @@ def test_bad_input_exits_2_and_writes_nothing(smoke_run, tmp_path, capsys):
         assert code == 2, name
         assert err.startswith("error: ") and expected in err, (name, err)
         assert not out.exists(), name
-
-
-def test_load_volume_errors_are_input_errors(tmp_path):
-    with pytest.raises(InputError, match="not found"):
-        load_volume(tmp_path / "missing.nii.gz")
-    with pytest.raises(InputError, match="4D"):
-        load_volume(NIB_DATA / "example4d.nii.gz")
-    volume = load_volume(NIB_DATA / "example4d.nii.gz", volume_index=1)
-    assert volume.data.shape == (128, 96, 24)
-    broken = tmp_path / "broken.nii.gz"
-    broken.write_bytes((NIB_DATA / "example4d.nii.gz").read_bytes()[:500])
-    with pytest.raises(InputError, match="broken.nii.gz"):
-        load_volume(broken)
-    assert os.listdir(tmp_path) == ["broken.nii.gz"]

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import torch
 
-from scoremed.baselines import image_metrics
-from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, read_json
-from scoremed.io_atomic import atomic_write_text
-from scoremed.reconstruction import OperatorOptions, make_operator
+from scoremed.apps.metrics import mean_metrics
+from scoremed.io.atomic import atomic_write_text
 from scoremed.solve import sample_posterior
+from scoremed.tasks import ct, get_task, inpaint, mri
+from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, read_json
 
 log = logging.getLogger("scoremed")
 
 #: the task each shipped prior is tuned on
-TUNING_TASK = {"mri-brain": ("mri", OperatorOptions(accel=4)), "ct-phantom": ("ct", OperatorOptions(views=23)),
-               "natural": ("inpaint", OperatorOptions(mask_kind="random"))}
+TUNING_TASK = {"mri-brain": ("mri", mri.Options(accel=4)), "ct-phantom": ("ct", ct.Options(views=23)),
+               "natural": ("inpaint", inpaint.Options(mask_kind="random"))}
 #: searched values; t_start < T means start="direct" (the direct reconstruction perturbed to t_start)
 GRIDS = {
     "consistency": {"snr": [0.16, 0.4, 0.7], "lam": [0.8], "t_start": [1.0, 0.3]},
@@ -37,13 +37,13 @@ def with_start(params: dict) -> dict:
 
 def tune(prior_name: str, method: str, steps: int, n_images: int = 4, seed: int = 0) -> tuple[dict, list]:
     """Grid-search ``GRIDS[method]`` on validation images; returns (best settings, all trials)."""
-    from scoremed.datasets import get_dataset
+    from scoremed.data import get_dataset
 
     prior = load_prior(prior_name)
     op_name, options = TUNING_TASK[prior_name]
     val = get_dataset(prior_name, "val")
     truth = torch.stack([val[i * (len(val) // n_images)] for i in range(n_images)])
-    operator = make_operator(op_name, prior.image_shape, options)
+    operator = get_task(op_name).make_operator(tuple(truth.shape[1:]), options)
     y = operator(truth)
     grid = GRIDS[method]
     trials = []
@@ -51,11 +51,9 @@ def tune(prior_name: str, method: str, steps: int, n_images: int = 4, seed: int 
         params = with_start(dict(zip(grid, values)))
         x_hat = sample_posterior(y, operator, 1, prior=prior, method=method, steps=steps, seed=seed,
                                  progress=False, **params)[0]
-        scores = [image_metrics(t, r) for t, r in zip(truth, x_hat)]
-        ssim = sum(s["ssim"] for s in scores) / len(scores)
-        psnr = sum(s["psnr"] for s in scores) / len(scores)
-        trials.append({**params, "ssim": ssim, "psnr": psnr})
-        log.info("%s %s %s: SSIM %.4f PSNR %.2f", prior_name, method, params, ssim, psnr)
+        scores = mean_metrics(truth, x_hat)
+        trials.append({**params, "ssim": scores["ssim"], "psnr": scores["psnr"]})
+        log.info("%s %s %s: SSIM %.4f PSNR %.2f", prior_name, method, params, scores["ssim"], scores["psnr"])
     best = max(trials, key=lambda trial: trial["ssim"])
     settings = with_start({k: best[k] for k in grid})
     settings["steps"] = steps

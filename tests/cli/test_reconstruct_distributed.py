@@ -1,6 +1,6 @@
-"""reconstruct.py under torchrun (CPU, gloo, 2 processes, the tiny smoke prior): the batches of
+"""``scoremed reconstruct`` under torchrun (CPU, gloo, 2 processes, the tiny smoke prior): the batches of
 slices of a volume are shared over the ranks and the outputs equal those of a single process;
-only rank 0 prints and writes. Also the sampler / speed flags of reconstruct.py."""
+only rank 0 prints and writes. Also its sampler / speed flags."""
 import json
 import os
 import subprocess
@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from scoremed.cli.common import REPO_ROOT, run_cli
+from scoremed.cli.common import run_cli
 from scoremed.cli.reconstruct import main
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not available")
 
-SCRIPT = str(REPO_ROOT / "scripts" / "reconstruct.py")
+COMMAND = ["-m", "scoremed", "reconstruct"]   # torchrun -m: the installed package, from any folder
 
 
 def torchrun(args, cwd, nproc=2, timeout=240):
@@ -57,7 +57,7 @@ def test_distributed_reconstruction_output_equals_the_single_process_one(tmp_pat
     # --batch-size 2: three batches of two slices, so both ranks work (rank 0: batches 0-1, rank 1: batch 2)
     common = ["--input", str(volume), "--prior", str(smoke_run), "--steps", "3", "--batch-size", "2",
               "--device", "cpu", "--no-progress"]
-    done = torchrun([SCRIPT, *common, "--out", str(tmp_path / "A")], cwd=tmp_path)
+    done = torchrun([*COMMAND, *common, "--out", str(tmp_path / "A")], cwd=tmp_path)
     assert "3 batch(es) of slices shared over 2 processes: rank 0: batches 0-1, rank 1: batch 2" in done.stderr
     assert done.stdout.count("scoremed (consistency)") == 1          # the table, printed by rank 0 only
     single([*common, "--out", str(tmp_path / "B")])
@@ -77,7 +77,7 @@ def test_distributed_reconstruction_output_equals_the_single_process_one(tmp_pat
 def test_one_image_under_torchrun_is_reconstructed_by_rank_0_alone(tmp_path, smoke_run):
     image = tmp_path / "image.npy"
     np.save(image, np.random.default_rng(1).random((16, 16)).astype(np.float32))
-    done = torchrun([SCRIPT, "--input", str(image), "--prior", str(smoke_run), "--steps", "2", "--device", "cpu",
+    done = torchrun([*COMMAND, "--input", str(image), "--prior", str(smoke_run), "--steps", "2", "--device", "cpu",
                      "--no-progress", "--out", str(tmp_path / "out")], cwd=tmp_path)
     assert "nothing to share out over 2 processes" in done.stderr
     assert done.stdout.count("scoremed (consistency)") == 1
@@ -93,5 +93,5 @@ def test_sampler_and_speed_flags_reach_the_solver(tmp_path, smoke_run, volume, c
     assert np.isfinite(direct).all() and np.abs(noise - direct).max() > 1e-3
     capsys.readouterr()
     assert run_cli(main, [*common, "--out", str(tmp_path / "bad"), "--start", "direct", "--t-start", "3"]) == 2
-    assert "t_start" in capsys.readouterr().err
+    assert "--t-start" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()

@@ -1,0 +1,42 @@
+"""The comparison figure: truth | direct | classical | scoremed | |error| | posterior std."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from scoremed.io.atomic import atomic_write
+
+
+def _display(image: torch.Tensor):
+    array = image.detach().cpu().clamp(0, 1).numpy()
+    return (array[0], "gray") if array.shape[0] == 1 else (array.transpose(1, 2, 0), None)
+
+
+def save_figure(path: str | Path, results: dict, truth: torch.Tensor | None,
+                std: torch.Tensor | None, index: int = 0) -> None:
+    """Side-by-side PNG: truth | direct | classical | scoremed | |error| | std (what is available)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    if truth is not None:
+        panels.append(("truth", *_display(truth[index])))
+    for r in results.values():
+        title = r.label + (f"\n{r.metrics['psnr']:.1f} dB / {r.metrics['ssim']:.3f}" if r.metrics else "")
+        panels.append((title, *_display(r.image[index])))
+    if truth is not None:
+        error = (results["scoremed"].image[index] - truth[index]).abs().mean(0).cpu().numpy()
+        panels.append(("|error| scoremed", error, "magma"))
+    if std is not None:
+        panels.append(("posterior std", std[index].mean(0).cpu().numpy(), "viridis"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0))
+    for ax, (title, array, cmap) in zip(axes, panels):
+        ax.imshow(array, cmap=cmap, vmin=0 if cmap == "gray" else None, vmax=1 if cmap == "gray" else None)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110), suffix=".png")
+    plt.close(fig)

@@ -1,0 +1,63 @@
+"""The typed options of a reconstruction job (what ``scoremed reconstruct`` turns its flags into)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scoremed.apps.slices import INTENSITY_MODES
+from scoremed.errors import InputError, check_int
+from scoremed.tasks import get_task
+
+
+@dataclass
+class ReconstructOptions:
+    """What to reconstruct and how. Errors name these fields.
+
+    Input (at most one): ``input`` (an image or a volume: NIfTI, DICOM folder or file, from
+    which the measurement is simulated), ``kspace`` (measured k-space: fastMRI HDF5, or .npy
+    on the prior's grid, with an optional ``kspace_mask`` .npy), ``sinogram`` (.npy
+    (views, detectors)); none: the shipped test image of the task's default prior.
+    """
+    op: str = "mri"                               #: task name (scoremed.tasks.TASKS)
+    operator: Any = None                          #: the task's options (None: its defaults)
+    prior: str | None = None                      #: shipped name, checkpoint or run folder (None: the task's)
+    input: str | None = None
+    kspace: str | None = None
+    kspace_mask: str | None = None
+    sinogram: str | None = None
+    volume_index: int | None = None               #: volume of a 4D NIfTI image
+    slice_axis: int = 2                           #: RAS axis volumes are sliced along
+    intensity: str = "percentile"                 #: percentile | ct (HU window ``ct_window`` -> [0, 1])
+    ct_window: tuple[float, float] = (-1000.0, 1000.0)
+    batch_size: int = 8                           #: slices reconstructed together
+    samples: int = 1                              #: posterior samples (> 1 adds a std map)
+    seed: int = 0
+    progress: bool = True
+    dicom_out: str | None = None                  #: folder for a derived DICOM series (volumes only)
+    solve: dict[str, Any] = field(default_factory=dict)   #: keyword arguments of scoremed.sample_posterior
+
+    def check(self) -> "ReconstructOptions":
+        """Refuse inconsistent options before any work; fills in the task's default options."""
+        from scoremed.solve import METHODS
+
+        task = get_task(self.op, "op")
+        if self.operator is None:
+            self.operator = task.options()
+        method = self.solve.get("method", "consistency")
+        if method not in METHODS:
+            raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")
+        given = [name for name in ("input", "kspace", "sinogram") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise InputError(f"{given[0]}: give at most one of input, kspace and sinogram, got {', '.join(given)}")
+        check_int(self.samples, "samples", 1)
+        check_int(self.batch_size, "batch_size", 1)
+        if self.kspace_mask and not self.kspace:
+            raise InputError("kspace_mask: only together with kspace")
+        if self.intensity not in INTENSITY_MODES:
+            raise InputError(f"intensity: expected one of {list(INTENSITY_MODES)}, got {self.intensity!r}")
+        if self.dicom_out is not None:
+            folder = Path(self.dicom_out)
+            if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+                raise InputError(f"dicom_out: {folder} exists and is not an empty folder; choose a new folder")
+        return self

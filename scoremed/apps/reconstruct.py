@@ -1,0 +1,136 @@
+"""The reconstruction job behind ``scoremed reconstruct``: one image (simulated or measured) or a whole
+volume / k-space file, compared across direct, classical and scoremed reconstructions.
+
+    outputs = reconstruct(ReconstructOptions(op="mri", operator=mri.Options(accel=8), input="t2.nii.gz"))
+    print(outputs.table()); outputs.write("outputs/mri")
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scoremed.apps.compare import MethodResult, metrics_table, run_comparison
+from scoremed.apps.figures import save_figure
+from scoremed.apps.kspace import kspace_on_grid
+from scoremed.apps.options import ReconstructOptions
+from scoremed.apps.volumes import VolumeOutputs, reconstruct_kspace_file, reconstruct_volume
+from scoremed.errors import InputError
+from scoremed.io.atomic import atomic_write, atomic_write_text
+from scoremed.io.fastmri import is_hdf5, read_npy
+from scoremed.io.images import load_image, save_png
+from scoremed.io.nifti import save_nifti_slice
+from scoremed.io.volumes import is_volume_input
+from scoremed.tasks import ct, get_task
+from scoremed.training.checkpoint import load_prior
+
+log = logging.getLogger("scoremed")
+
+#: tasks whose reconstructions are written as NIfTI (medical images); the others as PNG
+NIFTI_TASKS = ("mri", "ct")
+
+
+@dataclass
+class SliceOutputs:
+    """The results of one 2D reconstruction, written by :meth:`write`."""
+    op: str
+    results: dict[str, MethodResult]
+    truth: torch.Tensor | None          # (1, C, H, W)
+    std: torch.Tensor | None            # (1, C, H, W)
+    scale: float = 1.0                  # measured k-space: the factor the data were divided by
+
+    def table(self) -> str:
+        return metrics_table(self.results)
+
+    def write(self, out: str | Path, dicom_out: str | Path | None = None) -> None:
+        """Reconstruction (NIfTI for medical tasks, PNG for natural images), figure and metrics.json."""
+        if dicom_out is not None:
+            raise InputError("dicom_out: only for volume input (NIfTI, DICOM) or HDF5 k-space")
+        out = Path(out)
+        image = self.results["scoremed"].image[0].cpu() * self.scale
+        if self.op in NIFTI_TASKS:
+            save_nifti_slice(out / "reconstruction.nii.gz", image)
+        else:
+            save_png(out / "reconstruction.png", image)
+        save_figure(out / "figure.png", self.results, self.truth, self.std)
+        if self.std is not None:
+            std_array = self.std[0].cpu().numpy()
+            atomic_write(out / "std.npy", lambda p: np.save(p, std_array, allow_pickle=False), suffix=".npy")
+        if self.truth is not None:
+            metrics = {name: {**r.metrics, "seconds": r.seconds} for name, r in self.results.items()}
+            atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+        log.info("wrote %s", out)
+
+
+def measured_sinogram(path: str, views: int, size: int, argument: str = "sinogram"):
+    """(y (1, 1, views, size), CT operator) from a sinogram .npy (views, detectors) at evenly spaced views."""
+    s = read_npy(path, argument)
+    s = s[None] if s.ndim == 2 else s
+    if s.ndim != 3 or s.shape[-2:] != (views, size) or not np.isrealobj(s):
+        raise InputError(f"{argument}: expected a real array (n_views={views}, n_detectors={size}), "
+                         f"got {s.dtype} {s.shape}")
+    if not np.isfinite(s).all():
+        raise InputError(f"{argument}: contains NaN or Inf")
+    return torch.from_numpy(s.astype(np.float32))[None], ct.measured_operator(size, views)
+
+
+def is_volume_job(options: ReconstructOptions, channels: int) -> bool:
+    """Whether the input is a whole volume (NIfTI / DICOM, one-channel prior) or an HDF5 k-space file."""
+    return bool(options.kspace and is_hdf5(options.kspace)
+                or (options.input and channels == 1 and is_volume_input(options.input)))
+
+
+def reconstruct(options: ReconstructOptions, ctx=None) -> SliceOutputs | VolumeOutputs | None:
+    """Run the job. Volumes: every rank returns the same :class:`VolumeOutputs` (rank 0 should write
+    them). One 2D image: rank 0 reconstructs it and returns :class:`SliceOutputs`; other ranks None."""
+    options.check()
+    task = get_task(options.op, "op")
+    device = options.solve.get("device")
+    prior_name = options.prior or task.default_prior
+    prior = load_prior(prior_name, device=device)
+    channels, size = prior.image_shape[0], tuple(prior.image_shape[-2:])
+    if options.kspace and options.op != "mri":
+        raise InputError(f"kspace: only with op mri, got op {options.op}")
+    if is_volume_job(options, channels):
+        if options.kspace:
+            return reconstruct_kspace_file(options, prior, ctx)
+        return reconstruct_volume(options, prior, ctx)
+    if options.dicom_out is not None:
+        raise InputError("dicom_out: only for volume input (NIfTI, DICOM) or HDF5 k-space")
+    if options.volume_index is not None:
+        raise InputError("volume_index: only for 4D NIfTI input")
+    truth, scale = None, 1.0
+    if options.kspace:
+        y, operator, scale = kspace_on_grid(options.kspace, options.kspace_mask, size)
+    elif options.sinogram:
+        if options.op != "ct":
+            raise InputError(f"sinogram: only with op ct, got op {options.op}")
+        y, operator = measured_sinogram(options.sinogram, options.operator.views, size[0])
+    else:
+        if options.input:
+            truth = load_image(options.input, channels, size, argument="input")[None]
+            source = options.input
+        else:
+            from scoremed.data import default_test_image
+
+            truth = default_test_image(task.default_prior)[None]
+            source = f"the shipped '{task.default_prior}' test image"
+        if tuple(truth.shape[1:]) != prior.image_shape:
+            raise InputError(f"prior: '{prior_name}' works on {prior.image_shape} images, the input is "
+                             f"{tuple(truth.shape[1:])}")
+        operator = task.make_operator(tuple(truth.shape[1:]), options.operator)
+        y = operator(truth)
+        log.info("simulated a %s measurement from %s", options.op, source)
+    if ctx is not None and not ctx.is_main:
+        return None
+    if ctx is not None and ctx.is_distributed:
+        log.info("one image: nothing to share out over %d processes; rank 0 reconstructs it", ctx.world_size)
+    log.info("prior '%s', method %s", prior.name, options.solve.get("method", "consistency"))
+    results, std = run_comparison(y.to(device), operator.to(device), prior,
+                                  truth=truth.to(device) if truth is not None else None, n_samples=options.samples,
+                                  seed=options.seed, progress=options.progress, **options.solve)
+    return SliceOutputs(options.op, results, truth, std, scale)

@@ -1,0 +1,116 @@
+"""``scoremed benchmark {quality,speed}``: benchmark tables written as sections of a Markdown report.
+
+- ``quality`` (``scripts/benchmark.py``): direct vs classical vs scoremed on held-out test
+  images, one figure per task; ``--quick`` runs 4 images at one NFE level in a few minutes.
+- ``speed`` (``scripts/benchmark_speed.py``): sampler overhead, training throughput (1 vs 2
+  processes), seconds per slice and PSNR against the number of score evaluations. Run it with
+  one torch thread per process (the default here) for comparable numbers; ``--json PATH``
+  keeps the raw measurements, and sections left out of ``--sections`` are taken from it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from scoremed.cli.common import run_cli
+from scoremed.errors import InputError
+
+REPORT = "docs/benchmarks.md"
+
+
+def quality_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from scoremed.benchmarks.quality import TASKS
+
+    p.add_argument("--quick", action="store_true", help="4 images, 200 NFE, consistency only")
+    p.add_argument("--images", type=int, default=20)
+    p.add_argument("--nfe", type=int, nargs="+", default=[100, 200, 500, 1000])
+    p.add_argument("--nfe-other", type=int, nargs="+", default=None,
+                   help="NFE levels of the methods other than consistency (default: --nfe)")
+    p.add_argument("--methods", nargs="+", default=["consistency", "projection", "dps"])
+    p.add_argument("--tasks", nargs="+", default=[t.name for t in TASKS])
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--section", default="quality", help="report section name (lets parallel runs share the file)")
+    p.add_argument("--note", default="", help="free text recorded above the table (machine, load)")
+    p.add_argument("--report", default=REPORT, help=f"Markdown report to write the section into (default {REPORT})")
+    p.add_argument("--figures", default="docs/figures", help="folder of the per-task figures (default docs/figures)")
+    return p
+
+
+def speed_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from scoremed.benchmarks.speed import SECTIONS
+
+    p.add_argument("--quick", action="store_true", help="2 images, fewer step counts, short training runs")
+    p.add_argument("--images", type=int, default=None, help="test images (default: 2 quick, 8 full)")
+    p.add_argument("--train-steps", type=int, default=None, help="steps per training run (default: 16 quick, 60 full)")
+    p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    p.add_argument("--no-report", action="store_true", help="print the tables, do not write the report")
+    p.add_argument("--json", default=None, help="raw measurements: read (for sections not re-run) and written")
+    p.add_argument("--note", default=None, help="what else ran on the machine, quoted in the report")
+    p.add_argument("--report", default=REPORT, help=f"Markdown report to write the section into (default {REPORT})")
+    return p
+
+
+def quality(args: argparse.Namespace) -> int:
+    from scoremed.benchmarks.quality import HEADER, TASKS, benchmark_markdown, run_task
+    from scoremed.benchmarks.report import markdown_table, write_report_section
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.images, args.nfe, args.methods = 4, [200], ["consistency"]
+    tasks = [t for t in TASKS if t.name in args.tasks]
+    rows, start = [], time.perf_counter()
+    for task in tasks:
+        levels = {m: args.nfe if m == "consistency" or args.nfe_other is None else args.nfe_other for m in args.methods}
+        task_rows = run_task(task, args.images, levels, Path(args.figures), device=args.device)
+        print(markdown_table(HEADER, task_rows), flush=True)
+        rows += task_rows
+        done = "complete" if task is tasks[-1] else f"partial: up to {task.name}"
+        note = (args.note + " " if args.note else "") + f"Benchmark time {time.perf_counter() - start:.0f} s ({done})."
+        write_report_section(args.report, args.section, benchmark_markdown(rows, args.images, note))
+    return 0
+
+
+def speed(args: argparse.Namespace) -> int:
+    from scoremed.benchmarks.report import write_report_section
+    from scoremed.benchmarks.speed import SECTIONS, run, save_raw
+
+    sections = tuple(part.strip() for part in args.sections.split(",") if part.strip())
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise InputError(f"--sections: unknown {unknown}; expected a subset of {list(SECTIONS)}")
+    logging.getLogger().setLevel(logging.WARNING)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    previous = json.loads(Path(args.json).read_text()) if args.json and Path(args.json).is_file() else None
+    markdown, raw = run(quick=args.quick, n_images=args.images, train_steps=args.train_steps, sections=sections,
+                        previous=previous, note=args.note)
+    print(markdown)
+    if args.json:
+        save_raw(raw, args.json)
+    if not args.no_report:
+        print("wrote", write_report_section(args.report, "speed", markdown))
+    return 0
+
+
+def parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="benchmark", metavar="{quality,speed}", required=True)
+    quality_parser(sub.add_parser("quality", help="reconstruction quality on held-out test images"))
+    speed_parser(sub.add_parser("speed", help="sampler overhead, training throughput, PSNR against evaluations"))
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args = parser(prog).parse_args(argv)
+    return quality(args) if args.benchmark == "quality" else speed(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,54 @@
+"""Inpainting: a centred box, the right half or 70 % random pixels missing, the shipped ``natural``
+prior (``mri-brain`` for one-channel measurements), and biharmonic inpainting
+(``skimage.restoration.inpaint_biharmonic``) as the baseline."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from scoremed.tasks.base import Task, check_choice, option
+
+MASK_KINDS = ("box", "random", "half")
+
+
+@dataclass
+class Options:
+    mask_kind: str = option("box", "box | random | half")
+    seed: int = option(0, "mask seed (random)")
+
+
+def make_mask(size: tuple[int, int], options: Options) -> torch.Tensor:
+    """The known-pixel mask (H, W) of the options' kind."""
+    from scoremed.operators import box_mask, half_mask, random_pixel_mask
+
+    kind = check_choice(options.mask_kind, "mask_kind", MASK_KINDS)
+    if kind == "box":
+        return box_mask(size)
+    if kind == "half":
+        return half_mask(size)
+    return random_pixel_mask(size, missing_fraction=0.7, seed=options.seed)
+
+
+def make_operator(image_shape: tuple[int, int, int], options: Options):
+    """Inpainting of images (C, H, W) with the options' mask."""
+    from scoremed.operators import Inpainting
+
+    return Inpainting(make_mask(tuple(image_shape[-2:]), options))
+
+
+def biharmonic(y: torch.Tensor, operator) -> torch.Tensor:
+    """Biharmonic inpainting of every pixel missing in any channel."""
+    from skimage.restoration import inpaint_biharmonic
+
+    data = y.detach().cpu().double().numpy()
+    known = np.broadcast_to(operator.mask.detach().cpu().numpy(), data.shape[1:]).astype(bool)
+    missing = ~known.all(axis=0)
+    out = np.stack([inpaint_biharmonic(np.moveaxis(image, 0, -1), missing, channel_axis=-1) for image in data])
+    return torch.from_numpy(np.moveaxis(out, -1, 1)).float().to(y.device)
+
+
+TASK = Task(name="inpaint", summary="inpainting of missing pixels", options=Options, build=make_operator,
+            classical=biharmonic, classical_names={"inpaint": "biharmonic (skimage)"}, default_prior="natural",
+            prior_by_channels={1: "mri-brain", 3: "natural"})

@@ -1,0 +1,130 @@
+"""Undersampled MRI: Cartesian (random or equispaced lines) or Poisson-disc masks on the image grid,
+the shipped ``mri-brain`` prior, and an L1-wavelet baseline (``sigpy.mri.app.L1WaveletRecon``).
+
+Also the operators for measured k-space: single-coil on a given mask, and multi-coil with
+ESPIRiT coil maps (:func:`coil_operator`).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from scoremed.errors import InputError
+from scoremed.tasks.base import Task, check_choice, option
+
+log = logging.getLogger("scoremed")
+
+MASKS = ("random", "equispaced", "poisson")
+ESPIRIT_MIN_CALIB = 12  # fully sampled centre lines for ESPIRiT (6-wide kernels); fewer -> low-res maps
+
+
+@dataclass
+class Options:
+    accel: float = option(4.0, "acceleration")
+    center_fraction: float = option(0.08, "fully sampled centre fraction (random, equispaced)")
+    mask: str = option("random", "random | equispaced | poisson")
+    seed: int = option(0, "mask seed")
+
+
+def make_mask(size: tuple[int, int], options: Options) -> torch.Tensor:
+    """The sampling mask on a k-space grid ``size`` = (H, W): (1, W) lines or (H, W) Poisson disc."""
+    from scoremed.operators import cartesian_mask, poisson_mask
+
+    check_choice(options.mask, "mask", MASKS)
+    if options.mask == "poisson":
+        return poisson_mask(size, options.accel, calib=max(4, min(size) // 8), seed=options.seed)
+    return cartesian_mask(size, options.accel, center_fraction=options.center_fraction, kind=options.mask,
+                          seed=options.seed)
+
+
+def make_operator(image_shape: tuple[int, int, int], options: Options):
+    """Single-coil MRI with the options' mask for images (C, H, W)."""
+    return measured_operator(make_mask(tuple(image_shape[-2:]), options))
+
+
+def measured_operator(mask: torch.Tensor):
+    """Single-coil MRI on a given sampling mask ((1, W) or (H, W))."""
+    from scoremed.operators import MRI
+
+    return MRI(mask)
+
+
+def calibration_width(mask: torch.Tensor) -> int:
+    """Width of the largest centred square block that ``mask`` (S, S) samples completely."""
+    s = mask.shape[-1]
+    c = s // 2
+    width = 0
+    for half in range(1, s // 2 + 1):
+        block = mask[..., c - half:c + half, c - half:c + half]
+        if block.shape[-1] != 2 * half or not bool((block > 0).all()):
+            break
+        width = 2 * half
+    return width
+
+
+def _calibration_image(kspace: torch.Tensor, mask: torch.Tensor, calib: int) -> torch.Tensor:
+    """Coil images (coils, S, S) of the fully sampled centre only (a low-resolution estimate)."""
+    from scoremed.operators.mri import ifft2c
+
+    c, half = mask.shape[-1] // 2, max(calib // 2, 1)
+    low = torch.zeros_like(kspace)
+    rows = slice(0, None) if bool((mask == mask[:1]).all()) else slice(c - half, c + half)
+    low[..., rows, c - half:c + half] = kspace[..., rows, c - half:c + half]
+    return ifft2c(low)
+
+
+def coil_operator(kspace: torch.Tensor, mask: torch.Tensor, multicoil: bool, argument: str = "kspace"):
+    """``MultiCoilMRI`` for one slice of measured k-space (coils, S, S) on mask (S, S): ESPIRiT maps
+    (multi-coil) or one unit map, with the calibration image's phase absorbed so the object is real."""
+    from scoremed.operators import MultiCoilMRI, estimate_sensitivities, rss
+
+    calib = calibration_width(mask)
+    if multicoil and calib == 0:
+        raise InputError(f"{argument}: multi-coil data need a fully sampled k-space centre to estimate coil "
+                         "sensitivities; the mask samples none")
+    low = _calibration_image(kspace, mask, calib) if calib > 0 else None
+    if not multicoil:
+        maps = torch.ones_like(kspace)
+    else:
+        maps = estimate_sensitivities(kspace, calib_width=min(calib, 24)) if calib >= ESPIRIT_MIN_CALIB else None
+        if maps is None or not bool((maps.abs() > 0).any()):
+            # too few centre lines for ESPIRiT's 6-wide kernels: normalised low-resolution coil images
+            log.warning("%s: %d fully sampled centre lines on the %d-grid are too few for ESPIRiT (needs >= %d); "
+                        "coil maps from the low-resolution coil images", argument, calib, mask.shape[-1],
+                        ESPIRIT_MIN_CALIB)
+            norm = rss(low, dim=0)
+            maps = torch.where(norm > 0.05 * norm.max(), low / norm.clamp_min(1e-12), 0)
+    if low is not None:
+        combined = (maps.conj() * low).sum(0)
+        maps = maps * torch.exp(1j * torch.angle(combined)).to(maps.dtype)
+    return MultiCoilMRI(mask, maps.to(torch.complex64))
+
+
+def l1_wavelet(y: torch.Tensor, operator, lamda: float = 1e-3, max_iter: int = 100) -> torch.Tensor:
+    """L1-wavelet regularised (SENSE) reconstruction with sigpy, per image and channel / coil stack."""
+    import sigpy.mri.app
+
+    kspace = y.detach().cpu().numpy()
+    multicoil = operator.kind == "mri-multicoil"
+    maps = operator.maps.detach().cpu().numpy() if multicoil else np.ones((1, *kspace.shape[-2:]), np.complex64)
+    mask = operator.mask.detach().cpu().numpy()
+    out = []
+    for b in range(kspace.shape[0]):
+        channels = []
+        stacks = [kspace[b]] if multicoil else [kspace[b, c:c + 1] for c in range(kspace.shape[1])]
+        for ksp in stacks:
+            weights = np.broadcast_to(mask, ksp.shape[-2:]).astype(np.float32)
+            app = sigpy.mri.app.L1WaveletRecon(ksp, maps, lamda, weights=weights, max_iter=max_iter, show_pbar=False)
+            image = app.run()
+            channels.append(np.abs(image) if not operator.complex_images else image)
+        out.append(np.stack(channels))
+    return torch.from_numpy(np.stack(out)).to(y.device)
+
+
+TASK = Task(name="mri", summary="undersampled MRI (single-coil simulation; measured single- or multi-coil k-space)",
+            options=Options, build=make_operator, classical=l1_wavelet,
+            classical_names={"mri": "L1-wavelet (sigpy)", "mri-multicoil": "L1-wavelet SENSE (sigpy)"},
+            default_prior="mri-brain")

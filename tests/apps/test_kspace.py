@@ -1,0 +1,54 @@
+"""Measured k-space onto the prior's grid: intensity scale of the low-pass crop, readout-oversampling
+crop, coil maps that combine to the object."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("h5py")
+
+from medical_files import coil_maps, write_fastmri  # noqa: E402
+from scoremed.apps.kspace import kspace_on_grid, read_kspace  # noqa: E402
+from scoremed.operators.mri import ifft2c  # noqa: E402
+from scoremed.tasks.mri import calibration_width, coil_operator  # noqa: E402
+
+
+def test_kspace_crop_keeps_intensity_and_espirit_maps_combine_to_the_object(tmp_path):
+    path = tmp_path / "big.h5"
+    images = write_fastmri(path, slices=1, coils=4, h=64, w=64)
+    data = read_kspace(path, 32, make_mask=lambda s: torch.ones(s, s))
+    assert data.kspace.shape == (1, 4, 32, 32) and data.reference.shape == (1, 1, 32, 32)
+    # the low-pass image keeps the intensity scale of the full-resolution image
+    maps = coil_maps(4, 64, 64)
+    full_rss = images[0] * np.sqrt((np.abs(maps) ** 2).sum(0))
+    assert float(data.reference.max()) * data.scale == pytest.approx(full_rss.max(), rel=0.15)
+    assert calibration_width(data.mask) == 32
+    operator = coil_operator(data.kspace[0], data.mask, multicoil=True)     # ESPIRiT (calibration 24)
+    combined = operator.pseudo_inverse(data.kspace[:1])[0, 0]
+    reference = data.reference[0, 0]
+    inside = reference > 0.3 * reference.max()
+    corr = np.corrcoef(combined[inside].numpy(), reference[inside].numpy())[0, 1]
+    assert corr > 0.95
+    assert float(combined.abs().max()) == pytest.approx(float(reference.max()), rel=0.2)
+
+
+def test_readout_oversampling_is_cropped_to_the_central_rows_of_the_image(tmp_path):
+    path = tmp_path / "tall.h5"
+    images = write_fastmri(path, slices=1, coils=1, h=32, w=16, multicoil=False)
+    data = read_kspace(path, 16, make_mask=lambda s: torch.ones(s, s))
+    assert any("readout oversampling" in note for note in data.notes)
+    # the fully sampled reference is the central 16 rows of the 32 x 16 magnitude image (same pixels)
+    np.testing.assert_allclose(data.reference[0, 0].numpy() * data.scale, images[0, 8:24], atol=1e-4)
+
+
+def test_kspace_on_the_grid_is_scaled_to_its_zero_filled_percentile(tmp_path):
+    k = np.fft.fftshift(np.fft.fft2(np.random.default_rng(0).random((8, 8)), norm="ortho")).astype(np.complex64)
+    k[:, ::2] = 0
+    path = tmp_path / "k.npy"
+    np.save(path, k)
+    y, operator, scale = kspace_on_grid(path, None, (8, 8))
+    zero_filled = ifft2c(torch.from_numpy(k)).real.abs()
+    assert scale == pytest.approx(float(torch.quantile(zero_filled.flatten(), 0.995)), rel=1e-5)
+    torch.testing.assert_close(y[0, 0] * scale, torch.from_numpy(k))
+    assert operator.mask.sum() == 32
