@@ -18,6 +18,7 @@ from scoremed.prior import ScorePrior
 from scoremed.sampling import (CORRECTORS, PREDICTORS, ConsistencyStep, DivergenceWatch, DPSGuidance, check_prior,
                                pc_sampler, pick, truncated)
 from scoremed.sampling.conditioning import as_image
+from scoremed.tasks import default_prior_name
 from scoremed.utils import append_dims, make_generator
 
 log = logging.getLogger("scoremed")
@@ -25,8 +26,6 @@ log = logging.getLogger("scoremed")
 METHODS = ("consistency", "projection", "dps")
 #: where the reverse process starts: pure noise at T, or the direct reconstruction perturbed to t_start
 STARTS = ("noise", "direct")
-#: shipped prior used when ``prior=None``, by operator kind
-DEFAULT_PRIORS = {"mri": "mri-brain", "mri-multicoil": "mri-brain", "ct": "ct-phantom", "colorize": "natural"}
 #: generic defaults; a shipped prior's own ``solve_defaults`` override them per method
 GENERIC_DEFAULTS: dict[str, dict[str, Any]] = {
     "consistency": {"steps": 500, "snr": 0.16, "lam": 1.0, "predictor": "reverse_diffusion", "corrector": "langevin"},
@@ -125,9 +124,7 @@ def default_prior(operator, y: torch.Tensor) -> ScorePrior:
     from scoremed.training.checkpoint import load_prior
 
     kind = getattr(operator, "kind", "")
-    name = DEFAULT_PRIORS.get(kind)
-    if kind == "inpaint":
-        name = "natural" if y.shape[1] == 3 else "mri-brain"
+    name = default_prior_name(kind, y.shape[1])
     if name is None:
         raise InputError(f"prior: no shipped prior for operator kind {kind!r}; pass prior=scoremed.load_prior(...)")
     log.info("solve: using the shipped prior '%s' for a %s operator", name, kind or type(operator).__name__)
