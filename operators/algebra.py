@@ -68,6 +68,25 @@ class _Combination(LinearOperator):
         return self.ops[0].measurement_name
 
 
+def _merge_all(shapes: Sequence[Shape], name: str) -> Shape:
+    merged = shapes[0]
+    for shape in shapes[1:]:
+        merged = merge_shapes(merged, shape, name)
+    return merged
+
+
+class _SameImage(_Combination):
+    """Combinations whose parts all act on the same image (sums, stacks)."""
+
+    image_shape = property(lambda self: _merge_all([op.image_shape for op in self.ops], "operators"))
+    image_domain = property(lambda self: _common_image_domain(self.ops, "operators"))
+    measurement_domain = property(lambda self: _common_measurement_domain(self.ops, "operators"))
+
+    def _set_parts(self, ops: list[LinearOperator]) -> None:
+        self.ops = nn.ModuleList(ops)
+        self.image_domain, self.measurement_domain, self.image_shape, self.measurement_shape  # noqa: B018 (checks)
+
+
 class Compose(_Combination):
     """A_1 A_2 ... A_k (``A_1 @ A_2 @ ... @ A_k``): A_k is applied first.
 
@@ -200,33 +219,15 @@ class Scaled(LinearOperator):
         return f"scale={self.scale}"
 
 
-class Sum(_Combination):
+class Sum(_SameImage):
     """A_1 + A_2 + ...: every part takes the same images and gives measurements of one shape."""
 
     def __init__(self, *ops: LinearOperator):
         super().__init__()
-        flat = [part for op in _check_operators(ops, "operators") for part in (op.ops if isinstance(op, Sum) else [op])]
-        self.ops = nn.ModuleList(flat)
-        _common_image_domain(flat, "operators")
-        _common_measurement_domain(flat, "operators")
-        self.image_shape, self.measurement_shape  # noqa: B018 (checks that the shapes agree)
+        self._set_parts([part for op in _check_operators(ops, "operators")
+                         for part in (op.ops if isinstance(op, Sum) else [op])])
 
-    @property
-    def image_shape(self) -> Shape:
-        shape = self.ops[0].image_shape
-        for op in self.ops[1:]:
-            shape = merge_shapes(shape, op.image_shape, "operators")
-        return shape
-
-    @property
-    def measurement_shape(self) -> Shape:
-        shape = self.ops[0].measurement_shape
-        for op in self.ops[1:]:
-            shape = merge_shapes(shape, op.measurement_shape, "operators")
-        return shape
-
-    image_domain = property(lambda self: _common_image_domain(self.ops, "operators"))
-    measurement_domain = property(lambda self: _common_measurement_domain(self.ops, "operators"))
+    measurement_shape = property(lambda self: _merge_all([op.measurement_shape for op in self.ops], "operators"))
     preserves_shape = property(lambda self: all(op.preserves_shape for op in self.ops))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -236,7 +237,7 @@ class Sum(_Combination):
         return sum(op.adjoint(y) for op in self.ops)
 
 
-class Stack(_Combination):
+class Stack(_SameImage):
     """[A_1; A_2; ...]: the parts' measurements concatenated along ``dim`` (1 = channels).
 
     Every part takes the same images; their measurements must agree in every other
@@ -245,37 +246,21 @@ class Stack(_Combination):
 
     def __init__(self, ops: Sequence[LinearOperator], dim: int = 1):
         super().__init__()
-        self.ops = nn.ModuleList(_check_operators(ops, "ops"))
-        ndim = len(self.ops[0].measurement_shape)
+        ops = _check_operators(ops, "ops")
+        ndim = len(ops[0].measurement_shape)
         if not (isinstance(dim, int) and 1 <= dim <= ndim):
             raise InputError(f"dim: expected an int in [1, {ndim}] (dim 0 is the batch), got {dim!r}")
         self.dim = dim
-        _common_image_domain(self.ops, "ops")
-        _common_measurement_domain(self.ops, "ops")
-        self.image_shape, self.measurement_shape  # noqa: B018 (checks that the shapes agree)
-
-    @property
-    def image_shape(self) -> Shape:
-        shape = self.ops[0].image_shape
-        for op in self.ops[1:]:
-            shape = merge_shapes(shape, op.image_shape, "ops")
-        return shape
+        self._set_parts(ops)
 
     @property
     def measurement_shape(self) -> Shape:
         k, image = self.dim - 1, self.image_shape
-        shapes = [merge_shapes(op.measurement_shape, image, "ops") if op.preserves_shape else op.measurement_shape
-                  for op in self.ops]
-        rest = [s[:k] + (None,) + s[k + 1:] for s in shapes]
-        shape = rest[0]
-        for other in rest[1:]:
-            shape = merge_shapes(shape, other, "ops")
+        shapes = [merge_shapes(op.measurement_shape, image, "operators") if op.preserves_shape
+                  else op.measurement_shape for op in self.ops]
+        shape = _merge_all([s[:k] + (None,) + s[k + 1:] for s in shapes], "operators")
         sizes = [s[k] for s in shapes]
-        total = None if None in sizes else sum(sizes)
-        return shape[:k] + (total,) + shape[k + 1:]
-
-    image_domain = property(lambda self: _common_image_domain(self.ops, "ops"))
-    measurement_domain = property(lambda self: _common_measurement_domain(self.ops, "ops"))
+        return shape[:k] + (None if None in sizes else sum(sizes),) + shape[k + 1:]
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([op(x) for op in self.ops], dim=self.dim)

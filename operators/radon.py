@@ -93,36 +93,20 @@ def _spmm(parts: tuple[torch.Tensor, ...], size: tuple[int, int], dense: torch.T
         return torch.mv(a, dense[:, 0]).unsqueeze(1) if dense.shape[1] == 1 else a @ dense
 
 
-class _Project(torch.autograd.Function):
-    """A x through :meth:`RayTransform.project`; the gradient is the back-projection."""
+class _RayApply(torch.autograd.Function):
+    """A x (``adjoint`` False) or A^T y through the transform; the gradient of each is the other."""
 
     @staticmethod
-    def forward(x: torch.Tensor, transform: RayTransform) -> torch.Tensor:
-        return transform.project(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.transform = inputs[1]
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return _Backproject.apply(grad, ctx.transform), None
-
-
-class _Backproject(torch.autograd.Function):
-    """A^T y through :meth:`RayTransform.backproject`; the gradient is the projection."""
-
-    @staticmethod
-    def forward(y: torch.Tensor, transform: RayTransform) -> torch.Tensor:
-        return transform.backproject(y)
+    def forward(t: torch.Tensor, transform: RayTransform, adjoint: bool) -> torch.Tensor:
+        return transform.backproject(t) if adjoint else transform.project(t)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        ctx.transform = inputs[1]
+        ctx.transform, ctx.adjoint = inputs[1], inputs[2]
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return _Project.apply(grad, ctx.transform), None
+        return _RayApply.apply(grad, ctx.transform, not ctx.adjoint), None, None
 
 
 class RayTransform(LinearOperator):
@@ -178,10 +162,10 @@ class RayTransform(LinearOperator):
         return [slice(start, min(start + size, self.n_views)) for start in range(0, self.n_views, size)]
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _Project.apply(x, self)
+        return _RayApply.apply(x, self, False)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return _Backproject.apply(y, self)
+        return _RayApply.apply(y, self, True)
 
     # --- sparse matrices for small transforms ---------------------------------------------
     def cached_bytes_estimate(self) -> int:

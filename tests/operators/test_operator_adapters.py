@@ -149,7 +149,7 @@ def test_a_users_blur_module_reconstructs_through_solve(gaussian, method):
     x_module = scoremed.solve(y, module, **options)  # a plain nn.Module: wrapped, adjoint by autograd
     x_explicit = scoremed.solve(y, explicit, **options)
     torch.testing.assert_close(x_module, x_explicit, atol=2e-3, rtol=0)
-    assert _residual(explicit, x_module, y) < 0.5 * _residual(explicit, mean, y)
+    assert _residual(explicit, x_module, y) < 0.7 * _residual(explicit, mean, y)  # the measurement is used
 
 
 def test_a_deepinv_physics_reconstructs_like_the_scoremed_operator(gaussian):
