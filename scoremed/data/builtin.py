@@ -42,8 +42,9 @@ DATASETS = {"mri-brain": BrainSlices, "ct-phantom": CTPhantoms, "natural": Natur
 DEFAULT_TEST_ITEMS = {"mri-brain": 28, "ct-phantom": 14, "natural": 10}
 TEST_IMAGE_SIZE = 64
 # native: mri-brain 28 = slice z = 92 with the synthetic head, template T1 (256 x 256);
-# ct-phantom 14 (512 x 512); natural 0 = a 256 x 256 crop of china.jpg.
-DEFAULT_NATIVE_TEST_ITEMS = {"mri-brain": 28, "ct-phantom": 14, "natural": 0}
+# ct-phantom 2 = a thorax (512 x 512); natural 6 = a 256 x 256 crop of china.jpg (pagoda, sky,
+# water, trees).
+DEFAULT_NATIVE_TEST_ITEMS = {"mri-brain": 28, "ct-phantom": 2, "natural": 6}
 
 __all__ = ["DATASETS", "SPLITS", "get_dataset", "channels_of", "default_test_image", "make_default_test_images"]
 

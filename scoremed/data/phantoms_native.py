@@ -9,16 +9,19 @@ abdomen, pelvis and **head**, then given the structure real slices have
   an interior of marrow (-60 ... 80 HU) crossed by a trabecular network (500-900 HU ridges,
   ~1 mm spacing); in the skull the interior is the diploe;
 - vessels: branching trees of tubes from the lung hila (2-3 per lung, radius 1-2 mm down to
-  ~0.4 mm, non-enhanced 20-60 HU or contrast-enhanced 150-300 HU) and in the liver (bright,
+  ~0.4 mm), smaller trees anywhere in the lungs and 20-60 vessels crossing the slice (discs,
+  radius 0.5-1.5 mm), non-enhanced 20-60 HU or contrast-enhanced 150-300 HU) and in the liver (bright,
   enhanced portal/hepatic veins, or dark, non-enhanced), confined to the organ;
 - lung parenchyma: correlated density fluctuations and a gravity-dependent gradient;
 - fascia: thin soft-tissue arcs in the subcutaneous fat, fat septa between muscle groups,
   a slight muscle texture;
 - head slices: scalp, skull (tables and diploe), grey and white matter (GM 35-45 HU,
-  WM 22-32 HU) with gyri from a smoothed random field, sulci and subarachnoid CSF, lateral
-  ventricles, falx, sometimes calcified choroid plexus;
+  WM 22-32 HU) folded into gyri by a smoothed random field (white-matter cores, grey
+  ribbon, CSF sulci), subarachnoid CSF, lateral ventricles, falx, sometimes calcified
+  choroid plexus;
 - then a blur of 0.35-0.7 px and, in ``NOISE_PROBABILITY`` of the items, correlated CT
-  noise (ramp-shaped noise power spectrum, 5-30 HU standard deviation) inside the body.
+  noise (ramp-shaped noise power spectrum; standard deviation 5-30 HU, heads 2-8 HU)
+  inside the body.
 
 Window as before: ``value = (clip(HU, -1000, 1000) + 1000) / 2000``; exactly 0 outside the
 body and outside the inscribed disc. Items are (512, 512); seeds and splits as in
@@ -74,15 +77,21 @@ def _fractions(cv: _Canvas, n: int, *names: str) -> list[np.ndarray]:
 
 
 def _brain(hu: np.ndarray, cv: _Canvas, gm: np.ndarray, rng: np.random.Generator) -> None:
-    """White matter with gyral folds and sulcal CSF inside the grey-matter fraction ``gm``."""
+    """Gyri inside the grey-matter fraction ``gm``: white-matter cores, grey ribbon, CSF sulci.
+
+    One smoothed random field ``g`` (period ~10 mm) folds the cortex: ``g`` high = gyral
+    white-matter core, ``g`` low = sulcus (CSF), in between the grey-matter ribbon; deep white
+    matter fills the centre; sulci are thin lines along a low level set of ``g``.
+    """
     n = hu.shape[0]
     rho, _ = cv.body_coordinates(n)
     r = rho / cv.brain_edge
-    folds = tex.smooth_noise(rng, hu.shape, rng.uniform(4, 7))
-    wm = np.clip((0.78 - r + 0.1 * folds) / 0.02, 0.0, 1.0) * gm
+    g = tex.smooth_noise(rng, hu.shape, rng.uniform(2.5, 3.5))
+    deep = np.clip((0.6 + 0.1 * tex.smooth_noise(rng, hu.shape, 8.0) - r) / 0.03, 0.0, 1.0)
+    cores = np.clip((g - 0.3) / 0.3, 0.0, 1.0) * (r < 0.92)
+    wm = np.maximum(deep, cores) * gm
     hu += wm * (rng.uniform(*_HU["wm"]) - hu)
-    sulci = np.clip(1 - np.abs(tex.smooth_noise(rng, hu.shape, rng.uniform(2, 3.5))) / 0.2, 0, 1)
-    sulci *= np.clip((r - 0.8) / 0.1, 0.0, 1.0) * gm * (1 - wm)
+    sulci = np.clip(1.0 - np.abs(g + 0.7) / 0.15, 0.0, 1.0) * np.clip((r - 0.6) / 0.1, 0.0, 1.0) * gm * (1 - wm)
     hu += sulci * (rng.uniform(*_HU["csf"]) - hu)
 
 
@@ -106,6 +115,19 @@ def _lung_vessels(hu: np.ndarray, lung: np.ndarray, rng: np.random.Generator) ->
         for angle in base + rng.uniform(-1.1, 1.1, rng.integers(2, 4)):
             tree = tex.vessel_tree(hu.shape, hilum, (np.cos(angle), np.sin(angle)), rng.uniform(1.5, 3), rng, depth=6)
             np.maximum(trees, tree, out=trees)
+    rr, cc = np.nonzero(inside)
+    for k in rng.integers(len(rr), size=rng.integers(2, 5)):  # smaller in-plane branches anywhere
+        angle = rng.uniform(-np.pi, np.pi)
+        tree = tex.vessel_tree(hu.shape, (rr[k], cc[k]), (np.cos(angle), np.sin(angle)), rng.uniform(1, 1.8), rng,
+                               depth=4)
+        np.maximum(trees, tree, out=trees)
+    yy, xx = np.mgrid[:hu.shape[0], :hu.shape[1]]
+    for k in rng.integers(len(rr), size=rng.integers(20, 60)):  # vessels crossing the slice
+        radius = rng.uniform(0.6, 2.0)
+        r0, c0 = rr[k], cc[k]
+        box = (slice(max(r0 - 4, 0), r0 + 5), slice(max(c0 - 4, 0), c0 + 5))
+        disc = np.clip(radius + 0.5 - np.hypot(yy[box] - r0, xx[box] - c0), 0.0, 1.0)
+        np.maximum(trees[box], disc, out=trees[box])
     hu += trees * lung * (vhu - hu)
 
 
@@ -158,6 +180,7 @@ def render_native(rng: np.random.Generator, region: str | None = None, noise: bo
     body = np.clip((1.0 - rho) / pixel + 0.5, 0.0, 1.0)
     add_noise = (rng.random() < NOISE_PROBABILITY) if noise is None else bool(noise)
     if add_noise:
-        hu += body * tex.ct_noise(rng, hu.shape, rng.uniform(5, 30))
+        sigma = rng.uniform(2, 8) if region == "head" else rng.uniform(5, 30)
+        hu += body * tex.ct_noise(rng, hu.shape, sigma)
     img = hu_to_unit(hu) * (body > 0)
     return np.clip(img, 0.0, 1.0) * inscribed_disc(n)
