@@ -39,15 +39,17 @@ def _style(op: object) -> str:
     return "autograd" if callable(op) else ""
 
 
-def _source_device(op: object) -> torch.device:
+def _source_placement(op: object) -> tuple[torch.device, torch.dtype]:
+    """Device and real dtype of a module's first floating tensor (cpu, float32 otherwise)."""
     if isinstance(op, nn.Module):
-        for tensor in (*op.buffers(), *op.parameters()):
-            return tensor.device
-    return torch.device("cpu")
+        for tensor in (*op.parameters(), *op.buffers()):
+            if tensor.is_floating_point() or tensor.is_complex():
+                return tensor.device, real_dtype(tensor)
+    return torch.device("cpu"), torch.float32
 
 
 def _probe(op: object, image_shape: object, complex_images: bool, name: str) -> torch.Tensor:
-    """A zero image (1, *image_shape) on the operator's device (float32 / complex64)."""
+    """A zero image (1, *image_shape) in the operator's device and precision (real, or complex)."""
     if image_shape is None:
         image_shape = getattr(op, "img_size", None)  # deepinv's LinearPhysics attribute
     if isinstance(image_shape, torch.Tensor):
@@ -62,8 +64,8 @@ def _probe(op: object, image_shape: object, complex_images: bool, name: str) -> 
     shape = tuple(image_shape) if isinstance(image_shape, (tuple, list, torch.Size)) else None
     if not shape or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape):
         raise InputError(f"image_shape: expected the per-image shape (C, H, W) as positive ints, got {image_shape!r}")
-    dtype = torch.complex64 if complex_images else torch.float32
-    return torch.zeros((1, *shape), dtype=dtype, device=_source_device(op))
+    device, dtype = _source_placement(op)
+    return torch.zeros((1, *shape), dtype=complex_dtype(dtype) if complex_images else dtype, device=device)
 
 
 def as_operator(op: object, image_shape: Shape | torch.Tensor | None = None, *,

@@ -94,6 +94,7 @@ def test_as_operator_returns_scoremed_operators_unchanged_and_moves_modules():
     blur = as_operator(Blur(gaussian_kernel()), (1, H, H)).to(torch.float64)
     assert blur.source.kernel.dtype == torch.float64 and blur(torch.rand(1, 1, H, H, dtype=torch.float64)).dtype \
         == torch.float64
+    assert as_operator(Blur(gaussian_kernel()).double(), (1, H, H)).norm() > 0  # probed in the module's float64
 
 
 BAD = [
