@@ -324,7 +324,7 @@ class MatchChannels(_transform_base()):
             if self.channels == 1 and c == 3:
                 x = x.mean(1, keepdim=True)
             elif self.channels == 3 and c == 1:
-                x = x.expand(-1, 3, -1, -1)
+                x = x.expand(-1, 3, -1, -1).contiguous()
             else:
                 raise InputError(f"{ARGUMENT}: {_name(item)} has {c} channels, the prior needs {self.channels}")
         return {**item, "image": x}

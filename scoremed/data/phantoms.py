@@ -32,13 +32,13 @@ from scoremed.errors import InputError
 
 HU_WINDOW = (-1000.0, 1000.0)
 REGIONS = ("thorax", "abdomen", "pelvis")
-_HU = {
+HU_RANGES = {
     "lung": (-900, -800), "fat": (-120, -80), "water": (0, 15), "soft": (30, 60),
     "liver": (50, 70), "blood": (150, 250), "cancellous": (200, 400), "cortical": (700, 1000),
     "gm": (35, 45), "wm": (22, 32), "csf": (0, 12),  # head slices (native set only)
 }
 _HELD_OUT = 1_000_000  # phantoms per held-out split
-TISSUES = ("air", "other", *_HU)  # label codes of _Canvas.label
+TISSUES = ("air", "other", *HU_RANGES)  # label codes of Canvas.label
 
 
 class Tissue(float):
@@ -64,7 +64,7 @@ def hu_to_unit(hu: np.ndarray) -> np.ndarray:
     return (np.clip(hu, lo, hi) - lo) / (hi - lo)
 
 
-class _Canvas:
+class Canvas:
     """An HU image on an (n, n) grid over [-1, 1]^2 (x right, y down) painted in a body frame."""
 
     def __init__(self, n: int, center, axes, angle: float):
@@ -72,6 +72,7 @@ class _Canvas:
         self.n, self.c = n, c
         self.hu = np.full((n, n), -1000.0)
         self.label = np.zeros((n, n), np.int8)  # index into TISSUES
+        self.fat_edge = self.brain_edge = 0.0   # inner edge of the body wall / of the skull (body units)
         self.center, self.axes = np.asarray(center), np.asarray(axes)
         self.rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
         self.angle = angle
@@ -116,7 +117,7 @@ class _Canvas:
         box[m & (box > -200) & (box < 200)] += delta
 
 
-def _spine(cv: _Canvas, hu, y: float, r: float) -> None:
+def _spine(cv: Canvas, hu, y: float, r: float) -> None:
     for side in (-1, 1):  # paraspinal muscles
         cv.paint(hu("soft"), (side * 1.6 * r, y + 0.9 * r), 1.3 * r, 1.1 * r)
     cv.paint(hu("cortical"), (0, y + 1.7 * r), 0.35 * r, 0.9 * r)  # spinous process
@@ -125,7 +126,7 @@ def _spine(cv: _Canvas, hu, y: float, r: float) -> None:
     cv.paint(hu("water"), (0, y + 1.1 * r), 0.4 * r, 0.35 * r)  # spinal canal
 
 
-def _bowel(cv: _Canvas, hu, rng, n: int, box) -> None:
+def _bowel(cv: Canvas, hu, rng, n: int, box) -> None:
     for _ in range(n):
         p = (rng.uniform(*box[0]), rng.uniform(*box[1]))
         r = rng.uniform(0.06, 0.12)
@@ -134,7 +135,7 @@ def _bowel(cv: _Canvas, hu, rng, n: int, box) -> None:
             cv.paint(hu("water") if rng.random() < 0.4 else -1000.0, p, r, 0.7 * r, rng.uniform(0, np.pi))
 
 
-def _thorax(cv: _Canvas, hu, rng) -> None:
+def _thorax(cv: Canvas, hu, rng) -> None:
     for side in (-1, 1):
         p = (side * rng.uniform(0.40, 0.48), rng.uniform(-0.05, 0.05))
         cv.paint(hu("lung"), p, rng.uniform(0.30, 0.38), rng.uniform(0.50, 0.62), side * rng.uniform(0, 0.2))
@@ -153,7 +154,7 @@ def _thorax(cv: _Canvas, hu, rng) -> None:
                      0.05, 0.035, tt)
 
 
-def _abdomen(cv: _Canvas, hu, rng) -> None:
+def _abdomen(cv: Canvas, hu, rng) -> None:
     cv.paint(hu("liver"), (-0.35, rng.uniform(-0.2, 0.0)), rng.uniform(0.4, 0.5), rng.uniform(0.4, 0.55),
              rng.uniform(-0.3, 0.3))
     cv.paint(hu("soft"), (0.5, 0.2), rng.uniform(0.15, 0.22), rng.uniform(0.2, 0.28), 0.5)  # spleen
@@ -167,7 +168,7 @@ def _abdomen(cv: _Canvas, hu, rng) -> None:
     _spine(cv, hu, 0.55, 0.13)
 
 
-def _pelvis(cv: _Canvas, hu, rng) -> None:
+def _pelvis(cv: Canvas, hu, rng) -> None:
     for side in (-1, 1):  # iliac wings: cortical rim around marrow
         p, th = (side * 0.5, 0.2), -side * rng.uniform(0.6, 0.9)
         cv.paint(hu("cortical"), p, 0.32, 0.09, th)
@@ -178,13 +179,20 @@ def _pelvis(cv: _Canvas, hu, rng) -> None:
     cv.paint(hu("cancellous"), (0, 0.55), 0.16, 0.07)
 
 
-def paint_body(rng: np.random.Generator, canvas_size: int, region: str) -> _Canvas:
-    """The HU canvas (``canvas_size``^2) of one phantom of ``region``: body layers, organs, lesions."""
+def tissue_sampler(rng: np.random.Generator):
+    """``hu(tissue)``: an HU value drawn uniformly from ``HU_RANGES[tissue]``, as a :class:`Tissue`."""
     def hu(tissue: str) -> Tissue:
-        return Tissue(rng.uniform(*_HU[tissue]), tissue)
+        return Tissue(rng.uniform(*HU_RANGES[tissue]), tissue)
+
+    return hu
+
+
+def paint_body(rng: np.random.Generator, canvas_size: int, region: str) -> Canvas:
+    """The HU canvas (``canvas_size``^2) of one phantom of ``region``: body layers, organs, lesions."""
+    hu = tissue_sampler(rng)
 
     a = rng.uniform(0.70, 0.86)
-    cv = _Canvas(canvas_size, rng.uniform(-0.04, 0.04, 2), (a, a * rng.uniform(0.62, 0.85)),
+    cv = Canvas(canvas_size, rng.uniform(-0.04, 0.04, 2), (a, a * rng.uniform(0.62, 0.85)),
                  rng.uniform(-0.15, 0.15))
     fat = rng.uniform(0.80, 0.93)  # inner edge of the subcutaneous fat, in body units
     cv.fat_edge = fat

@@ -33,7 +33,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from scoremed.data import phantom_texture as tex
-from scoremed.data.phantoms import TISSUES, Tissue, _Canvas, _HU, hu_to_unit, inscribed_disc, paint_body
+from scoremed.data.phantoms import (
+    HU_RANGES, TISSUES, Canvas, Tissue, hu_to_unit, inscribed_disc, paint_body, tissue_sampler,
+)
 
 NATIVE_SIZE = 512
 FOV_MM = 380.0
@@ -42,13 +44,11 @@ REGION_PROBABILITY = (0.28, 0.28, 0.22, 0.22)
 NOISE_PROBABILITY = 0.6
 
 
-def _paint_head(rng: np.random.Generator, canvas_size: int) -> _Canvas:
+def _paint_head(rng: np.random.Generator, canvas_size: int) -> Canvas:
     """Scalp, skull, brain, ventricles and falx on the 2x canvas (body units: 1 = the skin)."""
-    def hu(tissue: str) -> Tissue:
-        return Tissue(rng.uniform(*_HU[tissue]), tissue)
-
+    hu = tissue_sampler(rng)
     a = rng.uniform(0.36, 0.48)
-    cv = _Canvas(canvas_size, rng.uniform(-0.04, 0.04, 2), (a, a * rng.uniform(1.12, 1.3)), rng.uniform(-0.2, 0.2))
+    cv = Canvas(canvas_size, rng.uniform(-0.04, 0.04, 2), (a, a * rng.uniform(1.12, 1.3)), rng.uniform(-0.2, 0.2))
     mm = 1.0 / (a * FOV_MM / 2)  # one millimetre in body units (x direction)
     skull_out = 1.0 - rng.uniform(4, 7) * mm
     skull_in = skull_out - rng.uniform(5, 9) * mm
@@ -70,13 +70,13 @@ def _paint_head(rng: np.random.Generator, canvas_size: int) -> _Canvas:
     return cv
 
 
-def _fractions(cv: _Canvas, n: int, *names: str) -> list[np.ndarray]:
+def _fractions(cv: Canvas, n: int, *names: str) -> list[np.ndarray]:
     """Area fraction (n, n) of each tissue ``name`` from the 2x canvas's label map."""
     blocks = cv.label.reshape(n, 2, n, 2)
     return [0.25 * (blocks == TISSUES.index(k)).sum(axis=(1, 3), dtype=np.uint8) for k in names]
 
 
-def _brain(hu: np.ndarray, cv: _Canvas, gm: np.ndarray, rng: np.random.Generator) -> None:
+def _brain(hu: np.ndarray, cv: Canvas, gm: np.ndarray, rng: np.random.Generator) -> None:
     """Gyri inside the grey-matter fraction ``gm``: white-matter cores, grey ribbon, CSF sulci.
 
     One smoothed random field ``g`` (period ~10 mm) folds the cortex: ``g`` high = gyral
@@ -90,9 +90,9 @@ def _brain(hu: np.ndarray, cv: _Canvas, gm: np.ndarray, rng: np.random.Generator
     deep = np.clip((0.6 + 0.1 * tex.smooth_noise(rng, hu.shape, 8.0) - r) / 0.03, 0.0, 1.0)
     cores = np.clip((g - 0.3) / 0.3, 0.0, 1.0) * (r < 0.92)
     wm = np.maximum(deep, cores) * gm
-    hu += wm * (rng.uniform(*_HU["wm"]) - hu)
+    hu += wm * (rng.uniform(*HU_RANGES["wm"]) - hu)
     sulci = np.clip(1.0 - np.abs(g + 0.7) / 0.15, 0.0, 1.0) * np.clip((r - 0.6) / 0.1, 0.0, 1.0) * gm * (1 - wm)
-    hu += sulci * (rng.uniform(*_HU["csf"]) - hu)
+    hu += sulci * (rng.uniform(*HU_RANGES["csf"]) - hu)
 
 
 def _lung_vessels(hu: np.ndarray, lung: np.ndarray, rng: np.random.Generator) -> None:
