@@ -92,7 +92,8 @@ def _quality(raw: dict) -> list[str]:
                                   for r in curve]), ""]
     baseline = _find(curve, "PC from noise", 1000)
     if baseline:
-        better = sorted((r for r in curve if r["nfe"] and r["psnr"] >= baseline["psnr"]), key=lambda r: r["nfe"])
+        better = sorted((r for r in curve if r["nfe"] and r is not baseline and r["psnr"] >= baseline["psnr"]),
+                        key=lambda r: r["nfe"])
         b = better[0] if better else None
         lines.append(f"- Baseline: 1000-step PC from noise, {baseline['psnr']:.2f} dB at NFE {baseline['nfe']}. "
                      + (f"Fewest evaluations reaching it: {b['sampler']}, {b['steps']} steps, NFE {b['nfe']} "

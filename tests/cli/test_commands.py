@@ -1,0 +1,53 @@
+"""The ``scoremed`` command: help lists every command on one line, ``python -m scoremed`` dispatches,
+bad input exits 2 with one line, library argument names become flags in CLI errors."""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from scoremed.cli import COMMANDS, main
+from scoremed.cli.common import flags_in_errors, run_cli
+from scoremed.errors import InputError
+
+
+def test_help_lists_every_command_with_one_line(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name, (_module, description) in COMMANDS.items():
+        assert f"  {name:<12} {description}\n" in out
+    assert set(COMMANDS) == {"train", "reconstruct", "sample", "likelihood", "export", "convert", "tune", "benchmark"}
+
+
+def test_python_dash_m_dispatches_to_the_command():
+    done = subprocess.run([sys.executable, "-m", "scoremed", "sample", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("usage: scoremed sample")
+    done = subprocess.run([sys.executable, "-m", "scoremed", "segment"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "invalid choice: 'segment'" in done.stderr
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_command_has_a_parser(name, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([name, "--help"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith(f"usage: scoremed {name}")
+
+
+def test_library_argument_names_become_flags_and_exit_2(capsys):
+    p = argparse.ArgumentParser()
+    p.add_argument("--kspace-mask")
+    p.add_argument("--seed")
+
+    def failing(message):
+        def run(argv):
+            with flags_in_errors(p):
+                raise InputError(message)
+        return run
+
+    assert run_cli(failing("kspace_mask: the mask samples nothing")) == 2
+    assert capsys.readouterr().err == "error: --kspace-mask: the mask samples nothing\n"
+    assert run_cli(failing("operator (x.h5): bad")) == 2          # not an option: unchanged
+    assert capsys.readouterr().err == "error: operator (x.h5): bad\n"
