@@ -21,12 +21,13 @@ def test_help_lists_every_command_with_one_line(capsys):
     assert set(COMMANDS) == {"train", "reconstruct", "sample", "likelihood", "export", "convert", "tune", "benchmark"}
 
 
-def test_python_dash_m_dispatches_to_the_command():
+def test_python_dash_m_dispatches_to_the_command(capsys):
     done = subprocess.run([sys.executable, "-m", "scoremed", "sample", "--help"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.startswith("usage: scoremed sample")
-    done = subprocess.run([sys.executable, "-m", "scoremed", "segment"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "invalid choice: 'segment'" in done.stderr
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment"])
+    assert exit_.value.code == 2 and "invalid choice: 'segment'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))

@@ -1,4 +1,5 @@
-"""End-to-end runs of the scripts/ shims at tiny sizes with the smoke prior."""
+"""End-to-end command-line runs at tiny sizes with the smoke prior: in-process through each command's
+``main`` (what the ``scoremed`` script and the shims call), and once through a ``scripts/`` shim."""
 import json
 import subprocess
 import sys
@@ -7,46 +8,51 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from scoremed.cli import likelihood, reconstruct, sample
+from scoremed.cli.common import run_cli
+
 REPO_ROOT = Path(__file__).resolve().parents[2]   # the checkout (scripts/)
 
 
-def run(script, *args, timeout=300):
-    return subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / script), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+def disk_image(folder: Path) -> Path:
+    image = folder / "phantom.npy"
+    yy, xx = np.mgrid[-1:1:16j, -1:1:16j]
+    np.save(image, ((xx ** 2 + yy ** 2) < 0.5).astype(np.float32) * 0.8 + 0.1)
+    return image
 
 
 @pytest.mark.parametrize("op,extra", [("mri", ["--accel", "2", "--center-fraction", "0.25"]), ("ct", ["--views", "12"]),
                                       ("inpaint", ["--mask-kind", "random"])])
-def test_reconstruct_from_an_image_file_writes_outputs_and_metrics(smoke_run, tmp_path, op, extra):
-    image = tmp_path / "phantom.npy"
-    yy, xx = np.mgrid[-1:1:16j, -1:1:16j]
-    np.save(image, ((xx ** 2 + yy ** 2) < 0.5).astype(np.float32) * 0.8 + 0.1)
+def test_reconstruct_from_an_image_file_writes_outputs_and_metrics(smoke_run, tmp_path, op, extra, capsys):
     out = tmp_path / "out"
-    done = run("reconstruct.py", "--op", op, *extra, "--input", image, "--prior", smoke_run, "--steps", "5",
-               "--samples", "2", "--out", out, "--no-progress")
-    assert done.returncode == 0, done.stderr
+    code = run_cli(reconstruct.main, ["--op", op, *extra, "--input", str(disk_image(tmp_path)), "--prior",
+                                      str(smoke_run), "--steps", "5", "--samples", "2", "--out", str(out),
+                                      "--no-progress"])
+    stdout = capsys.readouterr().out
+    assert code == 0
     for name in ("direct", "classical", "scoremed"):
-        assert name in done.stdout
+        assert name in stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"direct", "classical", "scoremed"}
     assert all({"psnr", "ssim", "seconds"} <= set(m) for m in metrics.values())
     produced = {p.name for p in out.iterdir()}
-    assert {"figure.png", "metrics.json"} <= produced
-    assert "reconstruction.nii.gz" in produced or "reconstruction.png" in produced
+    assert {"figure.png", "metrics.json", "std.npy"} <= produced
+    assert ("reconstruction.nii.gz" if op in ("mri", "ct") else "reconstruction.png") in produced
 
 
-def test_reconstruct_bad_op_exits_2_and_writes_nothing(tmp_path):
+def test_the_script_shim_runs_the_command_and_bad_input_exits_2_writing_nothing(smoke_run, tmp_path):
     out = tmp_path / "out"
-    done = run("reconstruct.py", "--op", "pet", "--out", out)
-    assert done.returncode == 2 and "--op" in done.stderr and "Traceback" not in done.stderr
-    assert not out.exists()
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "reconstruct.py"), "--op", "pet", "--out", out],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.startswith("error: --op: expected one of")
+    assert "Traceback" not in done.stderr and not out.exists()
 
 
-def test_sample_and_likelihood_scripts(smoke_run, tmp_path):
-    done = run("sample.py", "--prior", smoke_run, "-n", "4", "--steps", "10", "--out", tmp_path)
-    assert done.returncode == 0, done.stderr
+def test_sample_and_likelihood(smoke_run, tmp_path, capsys):
+    assert run_cli(sample.main, ["--prior", str(smoke_run), "-n", "4", "--steps", "10", "--out", str(tmp_path)]) == 0
     samples = np.load(tmp_path / "samples.npy")
     assert samples.shape == (4, 1, 16, 16) and np.isfinite(samples).all()
-    done = run("likelihood.py", "--prior", smoke_run, tmp_path / "samples.png")
-    assert done.returncode == 0, done.stderr
-    assert "bits/dim" in done.stdout
+    assert (tmp_path / "samples.png").is_file()
+    capsys.readouterr()
+    assert run_cli(likelihood.main, ["--prior", str(smoke_run), str(tmp_path / "samples.png")]) == 0
+    assert "bits/dim" in capsys.readouterr().out
