@@ -1,104 +1,31 @@
 """scoremed.solve / sample_posterior: conditional reverse-SDE reconstruction for any operator.
 
-One PC loop (:func:`scoremed.sampling.pc_sampler`) serves every task; the method only
-chooses the measurement step (``consistency``, ``projection``) or a guided score (``dps``).
+One PC loop (:func:`scoremed.sampling.pc_sampler`) serves every task; the method only chooses
+the conditioning: a measurement step (``consistency``, ``projection``), a guided score (``dps``)
+or conjugate-gradient data consistency on the Tweedie estimate inside DDIM steps (``dds``).
+Settings: :mod:`scoremed.settings`.
 """
 from __future__ import annotations
 
+import functools
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from scoremed.errors import InputError, check_device, check_int, check_number, check_seed
-from scoremed.networks import COMPILE_MODES, PRECISIONS, fast_score
+from scoremed.errors import InputError, SamplingDiverged, check_device, check_int, check_seed
+from scoremed.networks import fast_score
 from scoremed.operators import as_operator
 from scoremed.prior import ScorePrior
-from scoremed.sampling import (CORRECTORS, PREDICTORS, ConsistencyStep, DivergenceWatch, DPSGuidance, check_prior,
-                               pc_sampler, pick, truncated)
+from scoremed.sampling import (CORRECTORS, PREDICTORS, ConsistencyStep, DDSStep, DivergenceWatch, DPSGuidance,
+                               check_prior, pc_sampler, pick, truncated)
 from scoremed.sampling.conditioning import as_image
+from scoremed.settings import METHODS, STARTS, SolveSettings, settings_for  # noqa: F401 - public through solve
 from scoremed.tasks import default_prior_name
 from scoremed.utils import append_dims, make_generator
 
 log = logging.getLogger("scoremed")
 
-METHODS = ("consistency", "projection", "dps")
-#: where the reverse process starts: pure noise at T, or the direct reconstruction perturbed to t_start
-STARTS = ("noise", "direct")
-#: generic defaults; a shipped prior's own ``solve_defaults`` override them per method
-GENERIC_DEFAULTS: dict[str, dict[str, Any]] = {
-    "consistency": {"steps": 500, "snr": 0.16, "lam": 1.0, "predictor": "reverse_diffusion", "corrector": "langevin"},
-    "projection": {"steps": 500, "snr": 0.16, "lam": 1.0, "predictor": "reverse_diffusion", "corrector": "langevin"},
-    "dps": {"steps": 500, "snr": 0.0, "zeta": 1.0, "predictor": "reverse_diffusion", "corrector": "none"},
-}
-#: schedule and speed options (all methods): noise start, float32, no channels-last, no compile
-SPEED_DEFAULTS: dict[str, Any] = {"start": "noise", "t_start": 1.0, "precision": "fp32", "channels_last": False,
-                                  "compile": "off"}
-
-
-@dataclass
-class SolveSettings:
-    method: str
-    steps: int
-    snr: float
-    lam: float
-    zeta: float
-    predictor: str
-    corrector: str
-    n_corrector_steps: int = 1
-    start: str = "noise"          #: "noise" (x_T ~ p_T) or "direct" (pseudo-inverse perturbed to t_start)
-    t_start: float = 1.0          #: start time of start="direct"; ignored for "noise"
-    precision: str = "fp32"       #: network evaluations: "fp32", "bf16" (autocast) or "auto" (bf16 on CUDA)
-    channels_last: bool = False   #: channels-last network inputs and weights
-    compile: str = "off"          #: torch.compile mode: off, default, reduce-overhead (CUDA graphs), max-autotune
-
-    @property
-    def evaluations(self) -> int:
-        """Score evaluations per reconstruction."""
-        corrector_evals = self.n_corrector_steps if self.corrector != "none" else 0
-        return self.steps * (1 + corrector_evals)
-
-
-def settings_for(prior: ScorePrior, method: str, **overrides: Any) -> SolveSettings:
-    """Generic defaults, then the prior's stored defaults, then explicit (non-None) overrides.
-
-    Every value is checked (type and range) whatever its source; an invalid stored default
-    is reported as coming from the prior.
-    """
-    if not isinstance(method, str) or method not in METHODS:
-        raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")
-    stored = prior.solve_defaults.get(method, {}) if isinstance(prior.solve_defaults, dict) else None
-    if not isinstance(stored, dict):
-        raise InputError(f"prior: '{prior.name}' has solve_defaults that are not a mapping of method -> settings "
-                         f"({prior.solve_defaults!r})")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    values = {"lam": 1.0, "zeta": 1.0, "n_corrector_steps": 1, **SPEED_DEFAULTS, **GENERIC_DEFAULTS[method],
-              **stored, **given}
-
-    def name(key: str) -> str:
-        return key if key in given else f"{key} (stored in the solve_defaults of prior '{prior.name}')"
-
-    for key in ("predictor", "corrector"):
-        if not isinstance(values[key], str):
-            raise InputError(f"{name(key)}: expected a name, got {values[key]!r}")
-    compile_mode = {False: "off", True: "default"}.get(values["compile"], values["compile"]) \
-        if isinstance(values["compile"], bool) else values["compile"]
-    for key, value, allowed in (("start", values["start"], STARTS), ("precision", values["precision"], PRECISIONS),
-                                ("compile", compile_mode, COMPILE_MODES)):
-        if value not in allowed:
-            raise InputError(f"{name(key)}: expected one of {list(allowed)}, got {value!r}")
-    if not isinstance(values["channels_last"], bool):
-        raise InputError(f"{name('channels_last')}: expected true or false, got {values['channels_last']!r}")
-    return SolveSettings(method=method, steps=check_int(values["steps"], name("steps"), 1),
-                         snr=check_number(values["snr"], name("snr"), 0.0),
-                         lam=check_number(values["lam"], name("lam"), 0.0, 1.0),
-                         zeta=check_number(values["zeta"], name("zeta"), 0.0),
-                         predictor=values["predictor"], corrector=values["corrector"],
-                         n_corrector_steps=check_int(values["n_corrector_steps"], name("n_corrector_steps"), 0),
-                         start=values["start"], t_start=check_number(values["t_start"], name("t_start"),
-                                                                     1e-3 * prior.sde.T, prior.sde.T),
-                         precision=values["precision"], channels_last=values["channels_last"], compile=compile_mode)
 
 
 def schedule(sde, settings: SolveSettings):
@@ -186,7 +113,8 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
                      corrector: str | None = None, seed: int | None = None, device=None,
                      progress: bool = True, batch_size: int | None = None, start: str | None = None,
                      t_start: float | None = None, precision: str | None = None, channels_last: bool | None = None,
-                     compile: str | bool | None = None) -> torch.Tensor:
+                     compile: str | bool | None = None, eta: float | None = None, cg_iterations: int | None = None,
+                     gamma: float | None = None, guard: float | None = None) -> torch.Tensor:
     """``n`` posterior samples given measurement ``y``; shape (n, B, *image_shape), data space.
 
     Args:
@@ -195,8 +123,17 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
             deepinv ``LinearPhysics`` (its ``A`` / ``A_adjoint``); see ``scoremed.operators.as_operator``.
         prior: a :class:`ScorePrior`; None -> the shipped default for the operator's kind.
         method: "consistency" (Song et al. 2022, needs a decomposable operator or uses A^H),
-            "projection" (hard consistency with the clean measurement) or "dps".
-        steps, snr, lam, zeta, predictor, corrector: override the prior's stored defaults.
+            "projection" (hard consistency with the clean measurement), "dps" (gradient
+            guidance, normalised step) or "dds" (DDIM steps with CG data consistency on the
+            Tweedie estimate; about 50 steps; needs only ``forward`` and ``adjoint``).
+        steps, snr, lam, zeta, predictor, corrector: override the prior's stored defaults
+            (lam: consistency / projection; zeta: dps).
+        eta, cg_iterations, gamma: dds settings: DDIM stochasticity in [0, 1], CG iterations per
+            step, gamma (None: noiseless normal equations; else the weight of the data in
+            (I + gamma A^H A) x = x0 + gamma A^H y).
+        guard: dps: an estimate with |y - A x0_hat| > guard |y| takes the unguided step; a run
+            whose final estimate fits y worse than the zero image raises
+            :class:`~scoremed.errors.SamplingDiverged` naming the step it diverged from.
         seed: seeds an explicit generator: same seed, same device -> same result.
         batch_size: images per sampler call (default: all n * B at once).
         start, t_start: "noise" (default: x_T drawn from p_T) or "direct": start from the
@@ -227,7 +164,8 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
     check_scale(prior, operator, y)
     settings = settings_for(prior, method, steps=steps, snr=snr, lam=lam, zeta=zeta,
                             predictor=predictor, corrector=corrector, start=start, t_start=t_start,
-                            precision=precision, channels_last=channels_last, compile=compile)
+                            precision=precision, channels_last=channels_last, compile=compile, eta=eta,
+                            cg_iterations=cg_iterations, gamma=gamma, guard=guard)
     y_model = _model_measurement(y, operator, prior)
     generator = make_generator(seed, device)
     sde = schedule(prior.sde, settings)
@@ -250,23 +188,42 @@ def _reconstruct(prior, sde, operator, y, settings: SolveSettings, generator, de
     if settings.start == "direct" and settings.t_start < sde.T:
         x_init = direct_start(sde, operator, y, shape, settings.t_start, generator)
         t_start = settings.t_start
+    predictor = pick(PREDICTORS, settings.predictor, "predictor")
     if settings.method == "dps":
-        conditioning = DPSGuidance(sde, operator, y, zeta=float(settings.zeta))
+        scale = operator.norm(prior.image_shape, device=device) if callable(getattr(operator, "norm", None)) else 1.0
+        conditioning = DPSGuidance(sde, operator, y, zeta=settings.zeta, scale=max(float(scale), 1e-12),
+                                   guard=settings.guard)
+    elif settings.method == "dds":
+        conditioning = DDSStep(operator, y, settings.cg_iterations, settings.gamma)
+        predictor = functools.partial(predictor, eta=settings.eta)
     else:
-        conditioning = ConsistencyStep(sde, operator, y, lam=float(settings.lam), generator=generator,
+        conditioning = ConsistencyStep(sde, operator, y, lam=settings.lam, generator=generator,
                                        perturb=settings.method == "consistency")
     divergence = DivergenceWatch()
-    result = pc_sampler(sde, score_fn, shape, pick(PREDICTORS, settings.predictor, "predictor"),
-                        pick(CORRECTORS, settings.corrector, "corrector"), snr=float(settings.snr),
-                        n_corrector_steps=settings.n_corrector_steps, conditioning=conditioning, x_init=x_init,
-                        t_start=t_start, generator=generator, device=device, callback=divergence, progress=progress)
-    divergence.raise_if_diverged(settings.steps, f"method={settings.method}, snr={settings.snr}, lam={settings.lam}, "
-                                 f"zeta={settings.zeta}; lower snr or zeta, or raise steps")
+    result = pc_sampler(sde, score_fn, shape, predictor, pick(CORRECTORS, settings.corrector, "corrector"),
+                        snr=float(settings.snr), n_corrector_steps=settings.n_corrector_steps,
+                        conditioning=conditioning, x_init=x_init, t_start=t_start, generator=generator,
+                        device=device, callback=divergence, progress=progress)
+    divergence.raise_if_diverged(settings.steps, f"{settings}; lower snr or zeta, or raise steps")
+    if settings.method == "dps":
+        _raise_if_guard_tripped(conditioning, settings)
     return result.samples
 
 
+def _raise_if_guard_tripped(guidance: DPSGuidance, settings: SolveSettings) -> None:
+    """SamplingDiverged naming the step from which DPS's estimate fitted y worse than the zero image."""
+    call = guidance.guided.diverged_at()
+    if call is None:
+        return
+    per_step = 1 + (settings.n_corrector_steps if settings.corrector != "none" else 0)
+    step = call // per_step
+    raise SamplingDiverged(f"dps diverged: from step {step} of {settings.steps} on, the estimate fits the measurement "
+                           f"worse than a zero image (|y - A x0_hat| > |y|, zeta = {settings.zeta:g}); lower zeta "
+                           f"(e.g. {settings.zeta / 3:.3g}) or use method='dds'", step=step)
+
+
 SOLVE_OPTIONS = {"zeta", "predictor", "corrector", "batch_size", "start", "t_start", "precision", "channels_last",
-                 "compile"}
+                 "compile", "eta", "cg_iterations", "gamma", "guard"}
 
 
 def solve(y: torch.Tensor, operator, prior: ScorePrior | None = None, method: str = "consistency",
@@ -276,8 +233,10 @@ def solve(y: torch.Tensor, operator, prior: ScorePrior | None = None, method: st
     ``n_samples`` conditional samples (one sample when n_samples = 1).
 
     See :func:`sample_posterior` for the arguments; ``options`` passes ``zeta``, ``predictor``,
-    ``corrector``, ``batch_size`` and the schedule and speed options (``start``, ``t_start``,
-    ``precision``, ``channels_last``, ``compile``) through.
+    ``corrector``, ``batch_size``, the dds settings (``eta``, ``cg_iterations``, ``gamma``), the
+    dps ``guard`` and the schedule and speed options (``start``, ``t_start``, ``precision``,
+    ``channels_last``, ``compile``) through. ``scoremed.solve(y, op, method="dds", steps=50)``
+    is the fast CG data-consistency solver.
 
     Raises:
         InputError: any invalid argument (measurement shape, dtype, device, NaN/Inf, a

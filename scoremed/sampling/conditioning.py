@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from scoremed.sampling.cg import conjugate_gradient
 from scoremed.sde import SDE, ScoreFn
 from scoremed.utils import append_dims, randn_like
 
@@ -106,6 +107,11 @@ class ConsistencyStep(Conditioning):
     y_t = a(t) y + std(t) A z with fresh z per call; x is pulled towards y_t and x_mean
     towards the noise-free a(t) y, both with weight ``lam``. ``perturb=False`` is the hard
     projection onto a(t) y. The final sample is projected onto the clean measurement.
+
+    Made for stochastic predictors: a deterministic (DDIM-type) step keeps the noise it reads
+    from the iterate, so the fresh measurement noise is never forgotten and the unmeasured part
+    lags behind (posterior-mean error 0.31x the prior's on the 4x4 inpainting Gaussian with DDIM,
+    against 0.03x with the Tweedie estimate made consistent instead: :class:`DDSStep`).
     """
 
     has_steps = True
@@ -135,14 +141,27 @@ class ConsistencyStep(Conditioning):
 class DPSScore:
     """Diffusion posterior sampling (Chung et al., ICLR 2023) as a guided score.
 
-    score(x, t) - w(t) grad_x ||y - A x0_hat(x)||, with Tweedie's x0_hat = (x + std^2 s) / a.
-    The weight w(t) = zeta / G(t)^2 (G from the SDE's discretisation) makes one
-    reverse-diffusion step move x by exactly -zeta * grad, the DPS update.
-    Works with any operator that has a differentiable ``forward``.
+    The DPS update with the paper's normalised step, x <- x' - zeta_t grad_x ||y - A x0_hat||^2
+    with zeta_t = zeta / (||y - A x0_hat|| ||A||) and Tweedie's x0_hat = (x + std^2 s) / a,
+    written as the score s - w(t) (...) with w = 1 / G(t)^2 (G from the SDE's discretisation), so
+    one reverse-diffusion step moves x by exactly the DPS update. Dividing by ``scale`` = ||A||
+    (1 for MRI and inpainting, where this is the paper's step) lets one zeta serve operators of
+    any scale (CT: ||A|| ~ 36 at 64 x 64, 23 views).
+
+    Guard: an example whose residual ||y - A x0_hat|| is non-finite or above ``guard`` ||y|| takes
+    the unguided step instead (fallback). The largest residual ratio ||y - A x0_hat|| / ||y|| of
+    every evaluation is kept on the device (no host read); :meth:`diverged_at` reads them once
+    after the loop: a run whose last estimate fits y worse than the zero image (ratio > 1) has
+    diverged, from the first evaluation after which the ratio never fell back below 1.
     """
 
-    def __init__(self, sde: SDE, score_fn: ScoreFn, operator, y: torch.Tensor, zeta: float = 1.0):
-        self.sde, self.score_fn, self.operator, self.y, self.zeta = sde, score_fn, operator, y, zeta
+    def __init__(self, sde: SDE, score_fn: ScoreFn, operator, y: torch.Tensor, zeta: float = 0.5,
+                 scale: float = 1.0, guard: float = 10.0):
+        self.sde, self.score_fn, self.operator, self.y = sde, score_fn, operator, y
+        self.step_scale = 2.0 * zeta / scale    # d||r||^2 / ||r|| = 2 d||r||
+        self.y_norm = torch.linalg.vector_norm(y.flatten(1), dim=1).clamp_min(torch.finfo(torch.float32).tiny)
+        self.guard = guard
+        self.ratios: list[torch.Tensor] = []
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         with torch.enable_grad():
@@ -151,18 +170,66 @@ class DPSScore:
             a = append_dims(self.sde.mean_coeff(t), x.ndim)
             std = append_dims(self.sde.marginal_std(t), x.ndim)
             x0_hat = (x + std * std * score) / a
-            residual = (self.y - self.operator(x0_hat)).flatten(1)
-            norm = torch.linalg.vector_norm(residual, dim=1)
+            norm = torch.linalg.vector_norm((self.y - self.operator(x0_hat)).flatten(1), dim=1)
             grad = torch.autograd.grad(norm.sum(), x)[0]
+        ratio = norm / self.y_norm
+        bad = ~torch.isfinite(ratio) | (ratio > self.guard)
+        self.ratios.append(torch.where(torch.isfinite(ratio), ratio, torch.full_like(ratio, float("inf"))).max())
+        step = torch.where(append_dims(bad, x.ndim), torch.zeros_like(grad), self.step_scale * grad)
         g2 = append_dims(self.sde.discretize(x, t)[1] ** 2, x.ndim)
-        return score.detach() - self.zeta / g2 * grad
+        return score.detach() - step / g2
+
+    def diverged_at(self) -> int | None:
+        """None, or the evaluation from which the residual ratio stayed above 1 when the last one is
+        above 1 (one host read)."""
+        if not self.ratios:
+            return None
+        above = torch.stack(self.ratios) > 1.0
+        if not bool(above[-1]):
+            return None
+        below = (~above).nonzero()
+        return int(below[-1]) + 1 if below.numel() else 0
 
 
 class DPSGuidance(Conditioning):
-    """DPS as a conditioning: the guided score of :class:`DPSScore`."""
+    """DPS as a conditioning: the guided score of :class:`DPSScore` (``guided`` is the last one built)."""
 
-    def __init__(self, sde: SDE, operator, y: torch.Tensor, zeta: float = 1.0):
-        self.sde, self.operator, self.y, self.zeta = sde, operator, y, zeta
+    def __init__(self, sde: SDE, operator, y: torch.Tensor, zeta: float = 0.5, scale: float = 1.0,
+                 guard: float = 10.0):
+        self.sde, self.operator, self.y, self.zeta, self.scale, self.guard = sde, operator, y, zeta, scale, guard
+        self.guided: DPSScore | None = None
 
     def guide(self, score_fn):
-        return DPSScore(self.sde, score_fn, self.operator, self.y, self.zeta)
+        self.guided = DPSScore(self.sde, score_fn, self.operator, self.y, self.zeta, self.scale, self.guard)
+        return self.guided
+
+
+class DDSStep(Conditioning):
+    """Decomposed diffusion sampling (Chung, Lee & Ye, ICLR 2024): conjugate-gradient data consistency
+    on the Tweedie estimate, for DDIM-type predictors.
+
+    x0_hat is replaced by ``iterations`` CG iterations started at x0_hat on
+    ``A^H A x = A^H y`` (``gamma=None``: noiseless data) or
+    ``(I + gamma A^H A) x = x0_hat + gamma A^H y`` (noisy data; gamma weighs the data).
+    Needs only ``forward`` and ``adjoint``; complex k-space enters through real inner products
+    (normal operator Re(A^H A) on real images). Batched, on the device, no host synchronisation.
+    """
+
+    refines = True
+
+    def __init__(self, operator, y: torch.Tensor, iterations: int = 5, gamma: float | None = None):
+        self.operator, self.y, self.iterations, self.gamma = operator, y, int(iterations), gamma
+        self._adjoint_y = None
+
+    def _normal(self, x: torch.Tensor) -> torch.Tensor:
+        return as_image(self.operator.adjoint(self.operator(x)), x)
+
+    def refine(self, x0, t):
+        if self._adjoint_y is None:
+            self._adjoint_y = as_image(self.operator.adjoint(self.y), x0).to(x0.dtype)
+        if self.gamma is None:
+            return conjugate_gradient(self._normal, self._adjoint_y, x0, self.iterations)
+        gamma = float(self.gamma)
+        return conjugate_gradient(lambda x: x + gamma * self._normal(x), x0 + gamma * self._adjoint_y, x0,
+                                  self.iterations)
+

@@ -83,7 +83,7 @@ class DDIM(Predictor):
             raise InputError(f"eta: expected a value in [0, 1], got {eta}")
         self.eta, self.refine = float(eta), refine
         self.h = (sde.T - sde.default_eps) / max(sde.N - 1, 1)
-        self._previous = None   # (x0 of the last step, its step in log-SNR) for multistep variants
+        self._previous = {}   # key -> (x0 of the last step, its lambda) for multistep variants
 
     def _coefficients(self, t):
         s = t - self.h
@@ -94,25 +94,22 @@ class DDIM(Predictor):
         std_s = torch.where(final, torch.zeros_like(t), self.sde.marginal_std(s))
         return a_t, std_t, a_s, std_s, final
 
-    def extrapolate(self, x0, a_t, std_t, a_s, std_s, final):
-        """The data estimate the step moves towards (x0 itself for DDIM)."""
+    def extrapolate(self, x0, key, a_t, std_t, a_s, std_s, final):
+        """The data estimate the step moves towards (x0 itself for DDIM); ``key`` names the sequence."""
         return x0
-
-    def noise_estimate(self, x, score, target, a_t, std_t):
-        """The noise the step keeps: the network's -std_t score (DDIM, also with a refined x0)."""
-        return -append_dims(std_t, x.ndim) * score
 
     def update(self, x, t):
         a_t, std_t, a_s, std_s, final = self._coefficients(t)
         score = self.score_fn(x, t)
         x0 = (x + append_dims(std_t * std_t, x.ndim) * score) / append_dims(a_t, x.ndim)
+        target = self.extrapolate(x0, "network", a_t, std_t, a_s, std_s, final)
+        # the kept noise comes from the network's own estimate, also when x0 is refined (DDS)
+        noise_hat = (x - append_dims(a_t, x.ndim) * target) / append_dims(std_t, x.ndim)
         if self.refine is not None:
-            x0 = self.refine(x0, t)
-        x0 = self.extrapolate(x0, a_t, std_t, a_s, std_s, final)
-        noise_hat = self.noise_estimate(x, score, x0, a_t, std_t)
+            target = self.extrapolate(self.refine(x0, t), "refined", a_t, std_t, a_s, std_s, final)
         c = self.eta * std_s * torch.sqrt((1 - (a_t * std_s / (a_s * std_t)) ** 2).clamp_min(0))
         keep = torch.sqrt((std_s * std_s - c * c).clamp_min(0))
-        x_mean = append_dims(a_s, x.ndim) * x0 + append_dims(keep, x.ndim) * noise_hat
+        x_mean = append_dims(a_s, x.ndim) * target + append_dims(keep, x.ndim) * noise_hat
         if self.eta == 0.0:
             return x_mean, x_mean
         return x_mean + append_dims(c, x.ndim) * randn_like(x, self.generator), x_mean
@@ -123,28 +120,26 @@ class DPMSolver2M(DDIM):
 
     Extrapolates the data estimate from this and the previous step,
     D = (1 + 1/(2r)) x0_t - 1/(2r) x0_prev with r = h_prev / h (steps in lambda = log(a / std)),
-    then takes the DDIM step towards D. The first step and the final step (to s = 0) are DDIM
-    steps. The predictor keeps the previous estimate, so build one per sampling call (as the
-    PC sampler does).
+    then takes the DDIM step towards D (noise (x - a_t D) / std_t). With ``refine`` the refined
+    estimates are extrapolated the same way and replace D in the data term only. The first step
+    and the final step (to s = 0) are DDIM steps. The predictor keeps the previous estimates, so
+    build one per sampling call (as the PC sampler does).
     """
 
     order = 2
 
-    def extrapolate(self, x0, a_t, std_t, a_s, std_s, final):
+    def extrapolate(self, x0, key, a_t, std_t, a_s, std_s, final):
         lam_t = torch.log(a_t / std_t)
         lam_s = torch.log(a_s / std_s.clamp_min(1e-30))
         h = lam_s - lam_t
-        previous, self._previous = self._previous, (x0, lam_t)
+        previous = self._previous.get(key)
+        self._previous[key] = (x0, lam_t)
         if previous is None:
             return x0
         x0_prev, lam_prev = previous
         r = ((lam_t - lam_prev) / h).clamp_min(1e-6)
         w = append_dims(torch.where(final, torch.zeros_like(r), 0.5 / r), x0.ndim)
         return (1 + w) * x0 - w * x0_prev
-
-    def noise_estimate(self, x, score, target, a_t, std_t):
-        """(x - a_t D) / std_t: the update of DPM-Solver++ in its data-prediction form."""
-        return (x - append_dims(a_t, x.ndim) * target) / append_dims(std_t, x.ndim)
 
 
 class NoPredictor(Predictor):

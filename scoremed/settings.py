@@ -1,0 +1,139 @@
+"""Settings of a reconstruction: one dataclass per method, filled from generic defaults, the prior's
+stored ``solve_defaults`` and explicit arguments (in that order), every value checked."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from scoremed.errors import InputError, check_int, check_number
+from scoremed.networks import COMPILE_MODES, PRECISIONS
+from scoremed.prior import ScorePrior
+
+#: where the reverse process starts: pure noise at T, or the direct reconstruction perturbed to t_start
+STARTS = ("noise", "direct")
+#: predictors that step through the Tweedie estimate (the ones ``dds`` can refine)
+DENOISING_PREDICTORS = ("ddim", "dpm2m")
+
+
+@dataclass
+class SolveSettings:
+    """Settings every method has: the sampler, its schedule and the speed options."""
+
+    method: str
+    steps: int = 500
+    predictor: str = "reverse_diffusion"
+    corrector: str = "langevin"
+    snr: float = 0.16             #: Langevin signal-to-noise ratio
+    n_corrector_steps: int = 1
+    start: str = "noise"          #: "noise" (x_T ~ p_T) or "direct" (pseudo-inverse perturbed to t_start)
+    t_start: float = 1.0          #: start time of start="direct"; ignored for "noise"
+    precision: str = "fp32"       #: network evaluations: "fp32", "bf16" (autocast) or "auto" (bf16 on CUDA)
+    channels_last: bool = False   #: channels-last network inputs and weights
+    compile: str = "off"          #: torch.compile mode: off, default, reduce-overhead (CUDA graphs), max-autotune
+
+    @property
+    def evaluations(self) -> int:
+        """Score evaluations per reconstruction."""
+        corrector_evals = self.n_corrector_steps if self.corrector != "none" else 0
+        return self.steps * (1 + corrector_evals)
+
+
+@dataclass
+class ConsistencySettings(SolveSettings):
+    """Transform-domain consistency with the perturbed measurement (Song et al. 2022)."""
+
+    lam: float = 1.0              #: consistency weight in [0, 1]
+
+
+@dataclass
+class ProjectionSettings(SolveSettings):
+    """Consistency with the clean measurement a(t) y (no perturbation)."""
+
+    lam: float = 1.0
+
+
+@dataclass
+class DPSSettings(SolveSettings):
+    """Diffusion posterior sampling: gradient guidance through the Tweedie estimate. A run whose final
+    estimate fits y worse than the zero image raises SamplingDiverged naming the step."""
+
+    corrector: str = "none"
+    snr: float = 0.0
+    zeta: float = 0.5             #: step of the normalised DPS update (Chung et al. 2023), per ||A||
+    guard: float = 10.0           #: an estimate with |y - A x0_hat| > guard |y| takes the unguided step
+
+
+@dataclass
+class DDSSettings(SolveSettings):
+    """DDIM steps with conjugate-gradient data consistency on the Tweedie estimate (Chung et al. 2024)."""
+
+    steps: int = 50
+    predictor: str = "ddim"
+    corrector: str = "none"
+    eta: float = 0.85             #: DDIM stochasticity in [0, 1]
+    cg_iterations: int = 5        #: CG iterations per step
+    gamma: float | None = None    #: None: noiseless A^H A x = A^H y; else (I + gamma A^H A) x = x0 + gamma A^H y
+
+
+SETTINGS: dict[str, type[SolveSettings]] = {"consistency": ConsistencySettings, "projection": ProjectionSettings,
+                                            "dps": DPSSettings, "dds": DDSSettings}
+METHODS = tuple(SETTINGS)
+
+#: per-field checks: (kind, low, high)
+_NUMBERS = {"snr": (0.0, None), "t_start": (None, None), "lam": (0.0, 1.0), "zeta": (0.0, None),
+            "guard": (1.0, None), "eta": (0.0, 1.0), "gamma": (0.0, None)}
+_INTS = {"steps": 1, "n_corrector_steps": 0, "cg_iterations": 1}
+
+
+def settings_for(prior: ScorePrior, method: str, **overrides: Any) -> SolveSettings:
+    """The method's dataclass defaults, then the prior's stored defaults, then explicit (non-None) overrides.
+
+    Every value is checked (type and range) whatever its source; an invalid stored default is
+    reported as coming from the prior; a setting the method does not have is refused.
+    """
+    if not isinstance(method, str) or method not in SETTINGS:
+        raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")
+    cls = SETTINGS[method]
+    stored = prior.solve_defaults.get(method, {}) if isinstance(prior.solve_defaults, dict) else None
+    if not isinstance(stored, dict):
+        raise InputError(f"prior: '{prior.name}' has solve_defaults that are not a mapping of method -> settings "
+                         f"({prior.solve_defaults!r})")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    known = {f.name for f in fields(cls)} - {"method"}
+    for key in (*stored, *given):
+        if key not in known:
+            source = "" if key in given else f" (stored in the solve_defaults of prior '{prior.name}')"
+            raise InputError(f"{key}{source}: not a setting of method '{method}'; its settings are {sorted(known)}")
+    values = {**stored, **given}
+
+    def name(key: str) -> str:
+        return key if key in given else f"{key} (stored in the solve_defaults of prior '{prior.name}')"
+
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in _INTS:
+            checked[key] = check_int(value, name(key), _INTS[key])
+        elif key == "t_start":
+            checked[key] = check_number(value, name(key), 1e-3 * prior.sde.T, prior.sde.T)
+        elif key in _NUMBERS:
+            checked[key] = check_number(value, name(key), *_NUMBERS[key])
+        elif key in ("predictor", "corrector"):
+            if not isinstance(value, str):
+                raise InputError(f"{name(key)}: expected a name, got {value!r}")
+            checked[key] = value
+        elif key == "channels_last":
+            if not isinstance(value, bool):
+                raise InputError(f"{name(key)}: expected true or false, got {value!r}")
+            checked[key] = value
+        else:   # start, precision, compile
+            if key == "compile" and isinstance(value, bool):
+                value = "default" if value else "off"
+            allowed = {"start": STARTS, "precision": PRECISIONS, "compile": COMPILE_MODES}[key]
+            if value not in allowed:
+                raise InputError(f"{name(key)}: expected one of {list(allowed)}, got {value!r}")
+            checked[key] = value
+    settings = cls(method=method, **checked)
+    if method == "dds" and settings.predictor not in DENOISING_PREDICTORS:
+        raise InputError(f"{name('predictor')}: method 'dds' refines the Tweedie estimate inside the step; expected "
+                         f"one of {list(DENOISING_PREDICTORS)}, got {settings.predictor!r}")
+    return settings
