@@ -56,28 +56,37 @@ def _row(task: str, method: str, nfe: object, scores: dict[str, np.ndarray], sec
 
 
 def run_task(task: Task, n_images: int, nfe_levels: dict[str, list[int]], figure_dir: Path | None,
-             device=None, seed: int = 0, std_samples: int = 4) -> list[list[object]]:
-    """Rows (task, method, NFE, PSNR, SSIM, s/image) for one task; writes its figure.
+             device=None, seed: int = 0, std_samples: int = 4, native: bool = False) -> list[list[object]]:
+    """Rows (task, method, NFE, PSNR, SSIM, s/image) for one task on its prior's test split; writes its figure.
 
-    ``nfe_levels`` maps each scoremed method to the NFE levels it is run at.
+    ``nfe_levels`` maps each scoremed method to the NFE levels it is run at; ``native``: the
+    test split at its own resolution (resolution-free priors) instead of 64 x 64.
     """
-    from scoremed.training.checkpoint import load_prior
     from scoremed.data import get_dataset
+    from scoremed.training.checkpoint import load_prior
 
     prior = load_prior(task.prior, device=device)
-    test = get_dataset(task.prior, "test")
+    test = get_dataset(task.prior, "test", image_size=None if native else 64)
     truth = torch.stack([test[i] for i in range(min(n_images, len(test)))]).to(prior.device)
+    figure = figure_dir / f"{task.name}.png" if figure_dir is not None else None
+    return compare_methods(task, task.name, truth, prior, nfe_levels, figure, seed, std_samples)
+
+
+def compare_methods(task: Task, label: str, truth: torch.Tensor, prior, nfe_levels: dict[str, list[int]],
+                    figure: Path | None, seed: int = 0, std_samples: int = 4) -> list[list[object]]:
+    """Rows (label, method, NFE, PSNR, SSIM, s/image) of direct, classical and scoremed on images
+    ``truth`` (B, C, H, W) measured by ``task``'s operator at their own size; draws ``figure``."""
     operator = get_task(task.op).make_operator(tuple(truth.shape[1:]), task.options).to(prior.device)
     y = operator(truth)
     n = truth.shape[0]
     rows, shown = [], {}
     start = time.perf_counter()
     direct = operator.pseudo_inverse(y)
-    rows.append(_row(task.name, "direct", 0, batch_metrics(truth, direct), (time.perf_counter() - start) / n))
+    rows.append(_row(label, "direct", 0, batch_metrics(truth, direct), (time.perf_counter() - start) / n))
     shown["direct"] = MethodResult("direct", direct[:1], 0.0)
     start = time.perf_counter()
     classical = classical_reconstruction(y, operator)
-    rows.append(_row(task.name, classical_name(operator), 0, batch_metrics(truth, classical),
+    rows.append(_row(label, classical_name(operator), 0, batch_metrics(truth, classical),
                      (time.perf_counter() - start) / n))
     shown["classical"] = MethodResult(classical_name(operator), classical[:1], 0.0)
     best = None
@@ -88,10 +97,10 @@ def run_task(task: Task, n_images: int, nfe_levels: dict[str, list[int]], figure
                                      seed=seed, progress=False)[0]
             seconds = (time.perf_counter() - start) / n
             scores = batch_metrics(truth, x_hat)
-            rows.append(_row(task.name, f"scoremed {method}", nfe, scores, seconds))
+            rows.append(_row(label, f"scoremed {method}", nfe, scores, seconds))
             if best is None or scores["psnr"].mean() > best[0]:
                 best = (scores["psnr"].mean(), method, nfe, x_hat)
-    if figure_dir is not None and best is not None:
+    if figure is not None and best is not None:
         _, method, nfe, x_hat = best
         std = None
         if std_samples > 1:
@@ -102,7 +111,7 @@ def run_task(task: Task, n_images: int, nfe_levels: dict[str, list[int]], figure
         shown["scoremed"] = MethodResult(f"scoremed {method} ({nfe} NFE)", x_hat[:1], 0.0, metrics)
         for key in ("direct", "classical"):
             shown[key].metrics = image_metrics(truth[0], shown[key].image[0])
-        save_figure(figure_dir / f"{task.name}.png", shown, truth[:1], std)
+        save_figure(figure, shown, truth[:1], std)
     return rows
 
 

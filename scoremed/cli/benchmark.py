@@ -1,7 +1,9 @@
-"""``scoremed benchmark {quality,speed}``: benchmark tables written as sections of a Markdown report.
+"""``scoremed benchmark {quality,native,speed}``: benchmark tables written as sections of a Markdown report.
 
 - ``quality`` (``scripts/benchmark.py``): direct vs classical vs scoremed on held-out test
   images, one figure per task; ``--quick`` runs 4 images at one NFE level in a few minutes.
+- ``native``: the same comparison at native resolution, on held-out test images and on real
+  MR/CT scans shipped inside Python packages, with seconds and peak memory per image.
 - ``speed`` (``scripts/benchmark_speed.py``): sampler overhead, training throughput (1 vs 2
   processes), seconds per slice and PSNR against the number of score evaluations. Run it with
   one torch thread per process (the default here) for comparable numbers; ``--json PATH``
@@ -41,6 +43,33 @@ def quality_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--report", default=REPORT, help=f"Markdown report to write the section into (default {REPORT})")
     p.add_argument("--figures", default="docs/figures", help="folder of the per-task figures (default docs/figures)")
     return p
+
+
+def native_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from scoremed.benchmarks.native import TASKS
+
+    p.add_argument("--images", type=int, default=3, help="held-out test images per task (default 3)")
+    p.add_argument("--nfe", type=int, nargs="+", default=[50, 100])
+    p.add_argument("--methods", nargs="+", default=["dds", "consistency"])
+    p.add_argument("--tasks", nargs="+", default=[t.name for t in TASKS])
+    p.add_argument("--no-real", action="store_true", help="skip the real MR/CT images")
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--section", default="native", help="report section name (lets parallel runs share the file)")
+    p.add_argument("--note", default="", help="free text recorded above the table (machine, load)")
+    p.add_argument("--report", default=REPORT, help=f"Markdown report to write the section into (default {REPORT})")
+    p.add_argument("--figures", default="docs/figures", help="folder of the per-task figures (default docs/figures)")
+    return p
+
+
+def native(args: argparse.Namespace) -> int:
+    from scoremed.benchmarks.native import run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run(args.images, {m: args.nfe for m in args.methods}, args.tasks, args.report, args.section, args.figures,
+        note=args.note, device=args.device, real=not args.no_real)
+    return 0
 
 
 def speed_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -101,15 +130,16 @@ def speed(args: argparse.Namespace) -> int:
 
 def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="benchmark", metavar="{quality,speed}", required=True)
+    sub = p.add_subparsers(dest="benchmark", metavar="{quality,native,speed}", required=True)
     quality_parser(sub.add_parser("quality", help="reconstruction quality on held-out test images"))
+    native_parser(sub.add_parser("native", help="quality at native resolution: held-out and real scans"))
     speed_parser(sub.add_parser("speed", help="sampler overhead, training throughput, PSNR against evaluations"))
     return p
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser(prog).parse_args(argv)
-    return quality(args) if args.benchmark == "quality" else speed(args)
+    return {"quality": quality, "native": native, "speed": speed}[args.benchmark](args)
 
 
 if __name__ == "__main__":
