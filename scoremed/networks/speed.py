@@ -65,14 +65,15 @@ class FastScore(nn.Module):
     def enabled(self) -> bool:
         return self.precision != "fp32" or self.channels_last or self.compile_mode != "off"
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        """score(x, t, *extra) under the speed options (extra: e.g. a patch network's positions)."""
         if self.channels_last and x.ndim in (4, 5):
             x = x.contiguous(memory_format=memory_format(x.ndim))
         graphs = self.compile_mode == "reduce-overhead"
         if graphs:   # a new CUDA-graph replay; its static output buffer is copied below before the next one
             torch.compiler.cudagraph_mark_step_begin()
         with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            out = self._run(x, t)
+            out = self._run(x, t, *extra)
         out = out.float().contiguous()
         return out.clone() if graphs else out
 

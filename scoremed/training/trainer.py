@@ -22,9 +22,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from scoremed.errors import InputError
+from scoremed.errors import InputError, resolve_device
 from scoremed.networks import build_score_network
-from scoremed.networks.speed import memory_format, resolve_compile, resolve_precision
+from scoremed.networks.speed import fast_score, resolve_compile, resolve_precision
 from scoremed.prior import ScorePrior
 from scoremed.sde import SDE, sde_from_config
 from scoremed.training.checkpoint import (latest_checkpoint, prior_metadata, read_json, read_safetensors,
@@ -106,7 +106,7 @@ class Trainer:
         self.config, self.dataset, self.run_dir = config, dataset, Path(run_dir)
         if dist is not None and dist.is_distributed:
             device = dist.device
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.dist = dist if dist is not None else DistContext(device=self.device)
         self.progress = progress and self.dist.is_main
         tc = config.training
@@ -127,6 +127,8 @@ class Trainer:
         if resume:
             self._resume()
         self.forward_model = self._wrap(self.model)
+        # compile is applied by _wrap (around DDP), so the speed wrapper only adds autocast / channels-last
+        self._fast_model = fast_score(self.forward_model, self.device, self.precision, self.channels_last, "off")
 
     def _wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """DDP when several processes, then torch.compile when asked; the raw model stays ``self.model``."""
@@ -144,14 +146,7 @@ class Trainer:
 
         ``position`` (B, 2, P, P): the patches' positions, for patch training.
         """
-        args = (x, t) if position is None else (x, t, position)
-        if not (self.channels_last or self.precision == "bf16"):
-            return self.forward_model(*args)
-        if self.channels_last:
-            args = (x.contiguous(memory_format=memory_format(x.ndim)), *args[1:])
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            out = self.forward_model(*args)
-        return out.float()
+        return self._fast_model(x, t) if position is None else self._fast_model(x, t, position)
 
     # -- checkpoints -----------------------------------------------------------------
     def metadata(self) -> dict:
@@ -173,7 +168,7 @@ class Trainer:
     def _resume(self) -> None:
         ckpt = latest_checkpoint(self.run_dir)
         if ckpt is None:
-            raise InputError(f"--resume: no checkpoint found in {self.run_dir}")
+            raise InputError(f"resume: no checkpoint found in {self.run_dir}")
         meta = read_json(ckpt / "metadata.json")
         tensors = read_safetensors(ckpt / "weights.safetensors", sha256=meta.get("weights_sha256"))
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
