@@ -46,7 +46,8 @@ from torch.utils.data import Dataset
 from scoremed.errors import InputError
 from scoremed.io.dicom import group_series, is_dicom_file, read_series
 from scoremed.apps.slices import INTENSITY_MODES, SliceGeometry, fit_to_size
-from scoremed.io.fastmri import H5_SUFFIXES
+from scoremed.io.fastmri import is_hdf5
+from scoremed.io.nifti import is_nifti
 
 log = logging.getLogger("scoremed")
 
@@ -56,14 +57,13 @@ ARGUMENT = "data.paths"
 
 
 def _kind(path: Path) -> str | None:
-    name = path.name.lower()
-    if name.endswith(".nii") or name.endswith(".nii.gz"):
+    if is_nifti(path):
         return "nifti"
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return "image"
     if path.suffix.lower() == ".npy":
         return "npy"
-    if path.suffix.lower() in H5_SUFFIXES:
+    if is_hdf5(path):
         return "hdf5"
     if is_dicom_file(path):
         return "dicom"
@@ -141,7 +141,7 @@ class FastMRIReader(_reader_base()):
     """MONAI ``ImageReader`` for fastMRI HDF5: (slices, H, W) magnitude images."""
 
     def verify_suffix(self, filename) -> bool:
-        return Path(str(filename)).suffix.lower() in H5_SUFFIXES
+        return is_hdf5(str(filename))
 
     def read(self, data, **kwargs):
         import h5py
@@ -167,6 +167,7 @@ class FastMRIReader(_reader_base()):
 
 
 def _rss_images(kspace: np.ndarray, path: Path) -> np.ndarray:
+    from scoremed.operators import rss
     from scoremed.operators.mri import ifft2c
 
     if not np.iscomplexobj(kspace) or kspace.ndim not in (3, 4):
@@ -174,7 +175,7 @@ def _rss_images(kspace: np.ndarray, path: Path) -> np.ndarray:
                          f"{kspace.dtype} {kspace.shape}")
     k = torch.from_numpy(kspace.astype(np.complex64))
     k = k[:, None] if k.ndim == 3 else k
-    images = ifft2c(k).abs().square().sum(1).sqrt()
+    images = rss(ifft2c(k), keepdim=False)
     h, w = images.shape[-2:]
     if h > w:  # readout oversampling: keep the central square field of view
         images = images[:, h // 2 - w // 2:h // 2 - w // 2 + w]
