@@ -40,11 +40,18 @@ def _divergence_fn(drift, exact: bool, noise: torch.Tensor | None):
 
 
 def _check_images(x: torch.Tensor, prior: ScorePrior) -> None:
+    """x must be (B, *image_shape): the prior's shape, or any size for a resolution-free prior."""
     check_prior(prior)
-    if not isinstance(x, torch.Tensor) or x.ndim != len(prior.image_shape) + 1 \
-            or tuple(x.shape[1:]) != prior.image_shape:
+    fits = isinstance(x, torch.Tensor) and x.ndim == len(prior.image_shape) + 1
+    if fits:
+        try:
+            prior.shape_for(x.shape[1:])
+        except InputError:
+            fits = False
+    if not fits:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise InputError(f"x: expected a tensor of shape (B, {', '.join(map(str, prior.image_shape))}), got {shape}")
+        want = ", ".join("any" if s is None else str(s) for s in prior.image_shape)
+        raise InputError(f"x: expected a tensor of shape (B, {want}), got {shape}")
     if not torch.is_floating_point(x):
         raise InputError(f"x: expected a floating-point tensor, got {x.dtype}")
     if not torch.isfinite(x).all():
@@ -57,7 +64,8 @@ def likelihood(x: torch.Tensor, prior: ScorePrior, *, exact_trace: bool = False,
     """Negative log-likelihood in bits per dimension, shape (B,).
 
     Args:
-        x: (B, *image_shape) in the prior's data space (e.g. [0, 1]).
+        x: (B, *image_shape) in the prior's data space (e.g. [0, 1]); any H x W for a resolution-free
+            prior (the image shape is x's).
         exact_trace: exact divergence (D backward passes per evaluation; small images only).
         estimator: Hutchinson noise, "rademacher" or "gaussian" (drawn once per call).
         dequantize_bits: None -> -log p(x) / (D ln 2) for x as given (a centred model's

@@ -57,3 +57,34 @@ def smoke_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smoke_prior(smoke_run):
     return scoremed.load_prior(smoke_run)
+
+
+#: sizes of the .npy training files of the smoke-patch prior (mixed, none a multiple of its 32 patches)
+PATCH_TRAINING_SIZES = [(40, 56), (64, 64), (48, 72), (80, 36)]
+
+
+@pytest.fixture(scope="session")
+def smoke_patch_run(tmp_path_factory):
+    """A run folder of the smoke-patch config (a resolution-free prior on 32 x 32 patches) trained for 60
+    steps on .npy files of mixed sizes (a few seconds)."""
+    import dataclasses
+
+    import numpy as np
+
+    root = tmp_path_factory.mktemp("smoke_patch")
+    data = root / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate(PATCH_TRAINING_SIZES):
+        yy, xx = np.mgrid[:h, :w]
+        ellipse = ((xx - w / 2) / (0.4 * w)) ** 2 + ((yy - h / 2) / (0.45 * h)) ** 2 < 1
+        np.save(data / f"image{i}.npy", (0.6 * ellipse + 0.1 * rng.random((h, w))).astype(np.float32))
+    config = load_config(find_config("smoke-patch"))
+    config.data = dataclasses.replace(config.data, paths=[str(data)])
+    Trainer(config, training_dataset(config), root / "run", device="cpu", progress=False).train(60)
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def smoke_patch_prior(smoke_patch_run):
+    return scoremed.load_prior(smoke_patch_run)

@@ -1,11 +1,17 @@
 """The comparison figure: truth | direct | classical | scoremed | |error| | posterior std."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
 
 from scoremed.io.atomic import atomic_write
+
+
+PANEL_INCHES = 2.6     #: width of one panel
+AXES_FRACTION = 0.85   #: of a panel's width taken by the image (titles and tight_layout margins aside)
+MIN_DPI = 110
 
 
 def _display(image: torch.Tensor):
@@ -15,7 +21,8 @@ def _display(image: torch.Tensor):
 
 def save_figure(path: str | Path, results: dict, truth: torch.Tensor | None,
                 std: torch.Tensor | None, index: int = 0) -> None:
-    """Side-by-side PNG: truth | direct | classical | scoremed | |error| | std (what is available)."""
+    """Side-by-side PNG: truth | direct | classical | scoremed | |error| | std (what is available), each
+    panel with at least one figure pixel per image pixel (the figure is at the images' resolution)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,11 +39,12 @@ def save_figure(path: str | Path, results: dict, truth: torch.Tensor | None,
         panels.append(("|error| scoremed", error, "magma"))
     if std is not None:
         panels.append(("posterior std", std[index].mean(0).cpu().numpy(), "viridis"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.0))
+    fig, axes = plt.subplots(1, len(panels), figsize=(PANEL_INCHES * len(panels), PANEL_INCHES + 0.4))
     for ax, (title, array, cmap) in zip(axes, panels):
         ax.imshow(array, cmap=cmap, vmin=0 if cmap == "gray" else None, vmax=1 if cmap == "gray" else None)
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, dpi=110), suffix=".png")
+    dpi = max(MIN_DPI, math.ceil(max(panels[0][1].shape[:2]) / (AXES_FRACTION * PANEL_INCHES)))
+    atomic_write(path, lambda p: fig.savefig(p, dpi=dpi), suffix=".png")
     plt.close(fig)

@@ -1,20 +1,21 @@
-"""Measured MRI k-space brought to the prior's grid (files are read by :mod:`scoremed.io.fastmri`).
+"""Measured MRI k-space onto the reconstruction grid (files are read by :mod:`scoremed.io.fastmri`).
 
 Without a mask (the file's ``mask`` dataset or ``kspace_mask``), the sampled locations are
 the non-zero ones; when everything is sampled (fastMRI train/val files) the data are
-undersampled retrospectively with a mask made on the prior's grid, and the fully sampled
-data give the reference for metrics.
+undersampled retrospectively with a mask made on the reconstruction grid, and the fully
+sampled data give the reference for metrics.
 
-**Resolution.** The shipped priors are 64 x 64, fastMRI k-space is e.g. 640 x 368:
+**Resolution.** fastMRI k-space is e.g. 640 x 368:
 
 1. *readout oversampling*: when H > W and whole columns are sampled (fully sampled along
    the readout), the image is cropped to the central W rows (exact, as fastMRI's own
    320 x 320 crops do), making the field of view square;
-2. *low-pass*: the central S x S block of k-space is kept (zero-padded if smaller), which
-   is the orthonormal-FFT image of the whole field of view at S x S pixels, i.e. a
-   low-pass-filtered, downsampled image. Values are multiplied by ``sqrt(S*S / (H*W))``
-   so image intensities keep their scale. The mask is cropped identically. The result is
-   therefore a *low-resolution* reconstruction (pixel size = FOV / S).
+2. that grid is kept as it is for a resolution-free prior (every measured sample is used);
+   only for a fixed-size S x S prior (or when a grid is asked for, ``size``) the central
+   S x S block of k-space is kept (zero-padded if smaller): the orthonormal-FFT image of
+   the whole field of view at S x S pixels, i.e. low-pass filtered and downsampled.
+   Values are then multiplied by ``sqrt(S*S / (H*W))`` so image intensities keep their
+   scale, and the mask is cropped identically (pixel = FOV / S).
 
 **Phase and coils**: see :func:`scoremed.tasks.mri.coil_operator` (ESPIRiT maps on the
 calibration block, the calibration image's phase absorbed into the maps).
@@ -41,11 +42,11 @@ from scoremed.tasks.mri import measured_operator
 
 @dataclass
 class KSpaceVolume:
-    """Multi-slice k-space on the prior's grid (see the module docstring)."""
-    kspace: torch.Tensor                   # (slices, coils, S, S) complex64, measured, scaled
-    mask: torch.Tensor                     # (S, S) float32
+    """Multi-slice k-space on the reconstruction grid (H, W) (see the module docstring)."""
+    kspace: torch.Tensor                   # (slices, coils, H, W) complex64, measured, scaled
+    mask: torch.Tensor                     # (H, W) float32
     scale: float                           # divide-by factor applied to kspace (undo on output)
-    reference: torch.Tensor | None         # (slices, 1, S, S) fully sampled magnitude, scaled
+    reference: torch.Tensor | None         # (slices, 1, H, W) fully sampled magnitude, scaled
     original_shape: tuple[int, int]        # (H, W) of the file's k-space
     multicoil: bool
     source: str
@@ -59,7 +60,7 @@ def percentile_scale(magnitude: torch.Tensor, q: float = 0.995, max_values: int 
 
 
 def rss_images(kspace: torch.Tensor) -> torch.Tensor:
-    """(slices, coils, S, S) k-space -> (slices, 1, S, S) root-sum-of-squares image."""
+    """(slices, coils, H, W) k-space -> (slices, 1, H, W) root-sum-of-squares image."""
     from scoremed.operators import rss
     from scoremed.operators.mri import ifft2c
 
@@ -85,13 +86,14 @@ def _resize_kspace(k: torch.Tensor, size: int) -> torch.Tensor:
     return out
 
 
-def read_kspace(path: str | os.PathLike, size: int, mask_path: str | None = None,
-                make_mask: Callable[[int], torch.Tensor] | None = None, argument: str = "kspace",
+def read_kspace(path: str | os.PathLike, size: int | None, mask_path: str | None = None,
+                make_mask: Callable[[tuple[int, int]], torch.Tensor] | None = None, argument: str = "kspace",
                 mask_argument: str = "kspace_mask") -> KSpaceVolume:
-    """Read a fastMRI HDF5 file (or a .npy k-space array of the same layout) onto an S x S grid.
+    """Read a fastMRI HDF5 file (or a .npy k-space array of the same layout) onto its own grid (``size``
+    None: after the exact readout-oversampling crop) or an S x S grid (``size`` = S, low-pass).
 
     Slices are read and cropped one at a time, so memory holds one full-size slice plus the
-    cropped stack. ``make_mask(size)`` returns the (S, S) retrospective mask for fully
+    cropped stack. ``make_mask((H, W))`` returns the retrospective mask on the grid for fully
     sampled data.
     """
     path = Path(path)
@@ -120,20 +122,23 @@ def read_kspace(path: str | os.PathLike, size: int, mask_path: str | None = None
         line_mask = mask.shape[0] == 1 or bool((mask == mask[:1]).all())
         readout_crop = h > w and (line_mask or fully_sampled)
         h_eff = w if readout_crop else h
-        factor = math.sqrt(size * size / (h_eff * w))
+        grid = (h_eff, w) if size is None else (size, size)
+        resample = grid != (h_eff, w)
+        factor = math.sqrt(grid[0] * grid[1] / (h_eff * w))
         cropped = []
         for i in range(n):
             ks = read_slice(k, i, path, argument)
             if readout_crop:
                 ks = _crop_readout(ks, w)
-            cropped.append(_resize_kspace(ks, size) * factor)
+            cropped.append(_resize_kspace(ks, size) * factor if resample else ks)
         kspace = torch.stack(cropped)
     notes = []
     if readout_crop:
         mask = mask[:1].expand(w, -1) if line_mask else mask[h // 2 - w // 2:h // 2 - w // 2 + w]
         notes.append(f"readout oversampling removed: image rows cropped {h} -> {w} (square field of view)")
-    mask = _resize_kspace(mask.expand(h_eff, w).to(torch.complex64), size).real.contiguous()
-    if (h_eff, w) != (size, size):
+    mask = mask.expand(h_eff, w).contiguous()
+    if resample:
+        mask = _resize_kspace(mask.to(torch.complex64), size).real.contiguous()
         notes.append(f"k-space {h_eff}x{w} -> central {size}x{size} (low-pass, pixel = FOV/{size}), "
                      f"values x sqrt({size}*{size}/({h_eff}*{w})) = {factor:.4g}")
     reference = None
@@ -141,12 +146,12 @@ def read_kspace(path: str | os.PathLike, size: int, mask_path: str | None = None
         if make_mask is None:
             raise InputError(f"{argument}: {path} is fully sampled and no undersampling mask was given")
         reference = rss_images(kspace)
-        mask = make_mask(size).to(torch.float32).expand(size, size).contiguous()
+        mask = make_mask(grid).to(torch.float32).expand(*grid).contiguous()
         notes.append("fully sampled: undersampled retrospectively with the task's mask; the fully "
                      "sampled image is the reference")
     kspace = kspace * mask
     if not bool((kspace.abs() > 0).any()):
-        raise InputError(f"{argument}: no measured k-space left in the central {size}x{size} block")
+        raise InputError(f"{argument}: no measured k-space left on the {grid[0]}x{grid[1]} grid")
     scale = percentile_scale(rss_images(kspace))
     if not scale > 0:
         raise InputError(f"{argument}: the zero-filled image of {path} is zero")
@@ -155,18 +160,19 @@ def read_kspace(path: str | os.PathLike, size: int, mask_path: str | None = None
                         multicoil=multicoil, source=str(path), notes=notes)
 
 
-def kspace_on_grid(path: str | os.PathLike, mask_path: str | None, size: tuple[int, int],
+def kspace_on_grid(path: str | os.PathLike, mask_path: str | None, size: tuple[int, int] | None,
                    argument: str = "kspace", mask_argument: str = "kspace_mask"):
-    """(y (1, C, H, W) complex64, single-coil MRI operator, scale) from a k-space .npy file already on
-    the grid ``size``, scaled so the zero-filled image's 99.5th percentile is 1. The mask is
-    ``mask_path`` (.npy) or the non-zero locations."""
+    """(y (1, C, H, W) complex64, single-coil MRI operator, scale) from a k-space .npy file on its own
+    grid (``size`` None) or already on the grid ``size``, scaled so the zero-filled image's 99.5th
+    percentile is 1. The mask is ``mask_path`` (.npy) or the non-zero locations."""
     k = read_npy(path, argument)
     if not np.iscomplexobj(k):
         raise InputError(f"{argument}: expected complex k-space, got {k.dtype}")
     k = k[None] if k.ndim == 2 else k
-    if k.ndim != 3 or tuple(k.shape[-2:]) != tuple(size):
-        raise InputError(f"{argument}: expected shape (H, W) or (C, H, W) with (H, W) = {tuple(size)} (the prior's "
-                         f"size), got {k.shape}")
+    if k.ndim != 3 or (size is not None and tuple(k.shape[-2:]) != tuple(size)):
+        grid = "" if size is None else f" with (H, W) = {tuple(size)} (the reconstruction grid)"
+        raise InputError(f"{argument}: expected shape (H, W) or (C, H, W){grid}, got {k.shape}")
+    size = tuple(k.shape[-2:])
     if not np.isfinite(k).all():
         raise InputError(f"{argument}: contains NaN or Inf")
     if mask_path:

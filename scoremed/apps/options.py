@@ -16,8 +16,13 @@ class ReconstructOptions:
 
     Input (at most one): ``input`` (an image or a volume: NIfTI, DICOM folder or file, from
     which the measurement is simulated), ``kspace`` (measured k-space: fastMRI HDF5, or .npy
-    on the prior's grid, with an optional ``kspace_mask`` .npy), ``sinogram`` (.npy
-    (views, detectors)); none: the shipped test image of the task's default prior.
+    with an optional ``kspace_mask`` .npy), ``sinogram`` (.npy (views, detectors), at
+    ``sinogram_angles`` or evenly spaced views); none: the shipped test image of the task's
+    default prior.
+
+    Resolution (:mod:`scoremed.apps.grid`): a resolution-free prior reconstructs at the data's
+    own grid; ``resize`` = N asks for an N x N grid instead (a speed option: padded to a square
+    and resampled, volumes resampled back); a fixed-size prior always works on its own grid.
     """
     op: str = "mri"                               #: task name (scoremed.tasks.TASKS)
     operator: Any = None                          #: the task's options (None: its defaults)
@@ -26,11 +31,13 @@ class ReconstructOptions:
     kspace: str | None = None
     kspace_mask: str | None = None
     sinogram: str | None = None
+    sinogram_angles: str | None = None            #: .npy (views,) view angles in radians of ``sinogram``
     volume_index: int | None = None               #: volume of a 4D NIfTI image
     slice_axis: int = 2                           #: RAS axis volumes are sliced along
     intensity: str = "percentile"                 #: percentile | ct (HU window ``ct_window`` -> [0, 1])
     ct_window: tuple[float, float] = (-1000.0, 1000.0)
     batch_size: int = 8                           #: slices reconstructed together
+    resize: int | None = None                     #: reconstruct on an N x N grid (None: the data's own)
     samples: int = 1                              #: posterior samples (> 1 adds a std map)
     seed: int = 0
     progress: bool = True
@@ -54,6 +61,12 @@ class ReconstructOptions:
         check_int(self.batch_size, "batch_size", 1)
         if self.kspace_mask and not self.kspace:
             raise InputError("kspace_mask: only together with kspace")
+        if self.sinogram_angles and not self.sinogram:
+            raise InputError("sinogram_angles: only together with sinogram")
+        if self.resize is not None:
+            check_int(self.resize, "resize", 2)
+            if self.sinogram:
+                raise InputError("resize: not for a measured sinogram (its detector count sets the image size)")
         if self.intensity not in INTENSITY_MODES:
             raise InputError(f"intensity: expected one of {list(INTENSITY_MODES)}, got {self.intensity!r}")
         if self.dicom_out is not None:

@@ -16,8 +16,10 @@ import torch
 
 from scoremed.apps.compare import MethodResult, metrics_table, run_comparison
 from scoremed.apps.figures import save_figure
+from scoremed.apps.grid import check_native_size, job_grid, task_operator
 from scoremed.apps.kspace import kspace_on_grid
 from scoremed.apps.options import ReconstructOptions
+from scoremed.apps.slices import fit_to_size
 from scoremed.apps.volumes import VolumeOutputs, reconstruct_kspace_file, reconstruct_volume
 from scoremed.errors import InputError
 from scoremed.io.atomic import atomic_write, atomic_write_text
@@ -66,16 +68,47 @@ class SliceOutputs:
         log.info("wrote %s", out)
 
 
-def measured_sinogram(path: str, views: int, size: int, argument: str = "sinogram"):
-    """(y (1, 1, views, size), CT operator) from a sinogram .npy (views, detectors) at evenly spaced views."""
+def measured_sinogram(path: str, views: int, size: int | None, angles_path: str | None = None,
+                      argument: str = "sinogram", angles_argument: str = "sinogram_angles"):
+    """(y (1, 1, V, n), CT operator of n x n images) from a sinogram .npy (V, n detectors).
+
+    The views are ``views`` evenly spaced ones of 180, or the angles (radians, (V,)) in the .npy
+    file ``angles_path``; ``size`` = n fixes the detector count (None: the file's own).
+    """
+    angles = None
+    if angles_path is not None:
+        angles = read_npy(angles_path, angles_argument)
+        if angles.ndim != 1 or angles.size < 1 or not np.isrealobj(angles) or not np.isfinite(angles).all():
+            raise InputError(f"{angles_argument}: expected a 1-D array of finite view angles in radians, "
+                             f"got {angles.dtype} {angles.shape}")
+        views = angles.size
     s = read_npy(path, argument)
     s = s[None] if s.ndim == 2 else s
-    if s.ndim != 3 or s.shape[-2:] != (views, size) or not np.isrealobj(s):
-        raise InputError(f"{argument}: expected a real array (n_views={views}, n_detectors={size}), "
-                         f"got {s.dtype} {s.shape}")
+    n = s.shape[-1] if size is None and s.ndim == 3 else size
+    if s.ndim != 3 or s.shape[-2:] != (views, n) or not np.isrealobj(s):
+        detectors = "n_detectors" if size is None else f"n_detectors={size}"
+        raise InputError(f"{argument}: expected a real array (n_views={views}, {detectors}), got {s.dtype} {s.shape}")
     if not np.isfinite(s).all():
         raise InputError(f"{argument}: contains NaN or Inf")
-    return torch.from_numpy(s.astype(np.float32))[None], ct.measured_operator(size, views)
+    return torch.from_numpy(s.astype(np.float32))[None], ct.measured_operator(n, views, angles)
+
+
+def simulated_truth(options: ReconstructOptions, task, channels: int, grid: tuple[int, int] | None):
+    """(truth (1, C, H, W) in [0, 1], where it came from): ``options.input`` or the shipped test image of the
+    task's default prior, on its own grid (``grid`` None), resampled to a fixed-size prior's ``grid``, or
+    padded to a square and resampled to ``options.resize``."""
+    native = grid is None or options.resize is not None
+    if options.input:
+        truth, source = load_image(options.input, channels, None if native else grid, argument="input"), options.input
+    else:
+        from scoremed.data import default_test_image
+
+        truth = default_test_image(task.default_prior, native=native)
+        source = f"the shipped '{task.default_prior}' test image"
+    truth = truth[None]
+    if options.resize is not None:
+        truth = fit_to_size(truth, options.resize).clamp_(0, 1)
+    return truth, source
 
 
 def is_volume_job(options: ReconstructOptions, channels: int) -> bool:
@@ -92,7 +125,7 @@ def reconstruct(options: ReconstructOptions, ctx=None) -> SliceOutputs | VolumeO
     device = options.solve.get("device")
     prior_name = options.prior or task.default_prior
     prior = load_prior(prior_name, device=device)
-    channels, size = prior.image_shape[0], tuple(prior.image_shape[-2:])
+    channels, grid = prior.channels, job_grid(prior, options.resize)   # grid None: the data's own
     if options.kspace and options.op != "mri":
         raise InputError(f"kspace: only with op mri, got op {options.op}")
     if is_volume_job(options, channels):
@@ -105,26 +138,27 @@ def reconstruct(options: ReconstructOptions, ctx=None) -> SliceOutputs | VolumeO
         raise InputError("volume_index: only for 4D NIfTI input")
     truth, scale = None, 1.0
     if options.kspace:
-        y, operator, scale = kspace_on_grid(options.kspace, options.kspace_mask, size)
+        y, operator, scale = kspace_on_grid(options.kspace, options.kspace_mask, grid)
+        if grid is None:
+            check_native_size(prior, y.shape, "the k-space", "kspace")
     elif options.sinogram:
         if options.op != "ct":
             raise InputError(f"sinogram: only with op ct, got op {options.op}")
-        y, operator = measured_sinogram(options.sinogram, options.operator.views, size[0])
+        y, operator = measured_sinogram(options.sinogram, options.operator.views, None if grid is None else grid[0],
+                                        options.sinogram_angles)
+        if grid is None:
+            check_native_size(prior, (y.shape[-1],) * 2, "the image of the sinogram's detector row", "sinogram")
     else:
-        if options.input:
-            truth = load_image(options.input, channels, size, argument="input")[None]
-            source = options.input
-        else:
-            from scoremed.data import default_test_image
-
-            truth = default_test_image(task.default_prior)[None]
-            source = f"the shipped '{task.default_prior}' test image"
-        if tuple(truth.shape[1:]) != prior.image_shape:
+        truth, source = simulated_truth(options, task, channels, grid)
+        if grid is not None and tuple(truth.shape[1:]) != (channels, *grid):
             raise InputError(f"prior: '{prior_name}' works on {prior.image_shape} images, the input is "
                              f"{tuple(truth.shape[1:])}")
-        operator = task.make_operator(tuple(truth.shape[1:]), options.operator)
+        what = "the image" if options.input else source
+        if grid is None:
+            check_native_size(prior, truth.shape, what, "input")
+        operator = task_operator(task, tuple(truth.shape[1:]), options.operator, what, "input")
         y = operator(truth)
-        log.info("simulated a %s measurement from %s", options.op, source)
+        log.info("simulated a %s measurement from %s at %dx%d", options.op, source, *truth.shape[-2:])
     if ctx is not None and not ctx.is_main:
         return None
     if ctx is not None and ctx.is_distributed:

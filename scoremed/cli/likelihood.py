@@ -1,5 +1,6 @@
 """``scoremed likelihood`` (``scripts/likelihood.py``): bits per dimension of image files under a prior
-(probability-flow ODE)."""
+(probability-flow ODE). A fixed-size prior sees every image resampled to its grid; a resolution-free
+prior sees each image at its own size (or ``--size H W``)."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +21,9 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--exact-trace", action="store_true", help="exact divergence (slow; small images)")
     p.add_argument("--dequantize-bits", type=int, default=None,
                    help="treat images as b-bit data with uniform dequantization (ScoreSDE convention)")
+    p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="resample every image to H x W (default: the prior's grid, or each image's own size for a "
+                        "resolution-free prior)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     return p
@@ -30,10 +34,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = p.parse_args(argv)
     with flags_in_errors(p):
         prior = load_prior(args.prior, device=resolve_device(args.device))
-        size = tuple(prior.image_shape[-2:])
-        x = torch.stack([load_image(path, prior.image_shape[0], size, argument="images") for path in args.images])
-        bpd = likelihood(x, prior, exact_trace=args.exact_trace, dequantize_bits=args.dequantize_bits,
-                         seed=args.seed)
+        size = tuple(args.size) if args.size else None if prior.resolution_free else tuple(prior.image_shape[-2:])
+        images = [load_image(path, prior.channels, size, argument="images")[None] for path in args.images]
+        # images of one size are scored together; of different sizes, one at a time (same seed)
+        batches = [torch.cat(images)] if len({im.shape for im in images}) == 1 else images
+        bpd = torch.cat([likelihood(x, prior, exact_trace=args.exact_trace, dequantize_bits=args.dequantize_bits,
+                                    seed=args.seed) for x in batches])
     for path, value in zip(args.images, bpd.tolist()):
         print(f"{value:.4f} bits/dim  {path}")
     return 0

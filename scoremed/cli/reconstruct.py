@@ -4,12 +4,20 @@ measurements with a score prior.
 With no input it simulates the measurement from the shipped test image of the task's
 default prior and prints PSNR / SSIM / time for the direct, classical and scoremed results.
 
+Resolution: with a resolution-free prior (the shipped ones) everything is reconstructed at the
+data's own in-plane grid: an image or a volume's slices at their size, ``--kspace`` on the
+file's grid (after the exact readout-oversampling crop), ``--sinogram`` at its detector
+count; the outputs keep that grid (NIfTI/DICOM: shape, affine, spacing). ``--resize N`` trades
+resolution for speed: the data are padded to a square and resampled to N x N (k-space:
+its central N x N block), volumes resampled back to their grid. A fixed-size prior always
+works on its own grid (the data are resampled to it). Images smaller than the prior's
+patches, or of a size the task cannot take (CT: square images), are refused.
+
 Volumes: ``--input vol.nii.gz`` or ``--input dicom_folder/`` reconstructs every slice (along
-RAS axis ``--slice-axis``, in batches of ``--batch-size``) from measurements simulated at the
-prior's resolution and writes ``reconstruction.nii.gz`` with the input's shape, affine and
-intensity units (``--dicom-out`` adds a derived DICOM series). Measured k-space:
-``--kspace file.h5`` (fastMRI single- or multi-coil; brought to the prior's grid by a
-central k-space crop, see :mod:`scoremed.apps.kspace`) or ``--kspace file.npy``.
+RAS axis ``--slice-axis``, in batches of ``--batch-size``) from simulated measurements
+and writes ``reconstruction.nii.gz`` with the input's shape, affine and intensity units
+(``--dicom-out`` adds a derived DICOM series). Measured k-space: ``--kspace file.h5``
+(fastMRI single- or multi-coil, see :mod:`scoremed.apps.kspace`) or ``--kspace file.npy``.
 Nothing is written unless every slice was reconstructed.
 
 Several processes: ``torchrun --nproc_per_node=P -m scoremed reconstruct --input vol.nii.gz ...``
@@ -70,11 +78,16 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     src = p.add_argument_group("input (default: the shipped test image of the task)")
     src.add_argument("--input", help="image to simulate the measurement from (PNG/JPG/TIFF, .npy, NIfTI, DICOM)")
     src.add_argument("--kspace", help="measured k-space: fastMRI HDF5 (.h5: 'kspace' (slices, H, W) single-coil or "
-                                      "(slices, coils, H, W) multi-coil) or .npy complex (H, W) / (C, H, W) on the "
-                                      "prior's grid; zeros where unsampled")
+                                      "(slices, coils, H, W) multi-coil) or .npy complex (H, W) / (C, H, W); "
+                                      "zeros where unsampled")
     src.add_argument("--kspace-mask", help="sampling mask .npy ((W,), (1, W) or (H, W)) of --kspace (default: the "
                                            "file's 'mask' dataset, else its non-zero locations)")
-    src.add_argument("--sinogram", help="measured sinogram (.npy (n_views, n_detectors)) at --views evenly spaced angles")
+    src.add_argument("--sinogram", help="measured sinogram (.npy (n_views, n_detectors)) at --views evenly spaced "
+                                        "angles of 180 (or --sinogram-angles); images of n_detectors^2 pixels")
+    src.add_argument("--sinogram-angles", help="view angles of --sinogram in radians (.npy (n_views,))")
+    src.add_argument("--resize", type=int, default=None, metavar="N",
+                     help="speed option: reconstruct on an N x N grid (padded to a square, resampled; volumes "
+                          "resampled back) instead of the data's own (default); resolution-free priors only")
     v = p.add_argument_group("volumes (NIfTI, DICOM series folder or file)")
     v.add_argument("--volume-index", type=int, help="volume of a 4D NIfTI image to reconstruct (0-based)")
     v.add_argument("--slice-axis", type=int, default=2, help="RAS axis to slice along: 0 sagittal, 1 coronal, "
@@ -112,10 +125,10 @@ def options_from_args(args: argparse.Namespace) -> ReconstructOptions:
     solve = dict(method=args.method, steps=args.steps, snr=args.snr, lam=args.lam, **speed.solve_options(args))
     return ReconstructOptions(
         op=args.op, operator=task_options(task, args), prior=args.prior, input=args.input, kspace=args.kspace,
-        kspace_mask=args.kspace_mask, sinogram=args.sinogram, volume_index=args.volume_index,
-        slice_axis=args.slice_axis, intensity=args.intensity, ct_window=tuple(args.ct_window),
-        batch_size=args.batch_size, samples=args.samples, seed=args.seed, progress=not args.no_progress,
-        dicom_out=dicom_out, solve=solve).check()
+        kspace_mask=args.kspace_mask, sinogram=args.sinogram, sinogram_angles=args.sinogram_angles,
+        volume_index=args.volume_index, slice_axis=args.slice_axis, intensity=args.intensity,
+        ct_window=tuple(args.ct_window), batch_size=args.batch_size, resize=args.resize, samples=args.samples,
+        seed=args.seed, progress=not args.no_progress, dicom_out=dicom_out, solve=solve).check()
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -21,6 +21,8 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--method", default="pc", help="pc or ode")
     p.add_argument("--steps", type=int, default=None, help="PC steps (default: the SDE's N)")
     p.add_argument("--snr", type=float, default=0.16)
+    p.add_argument("--shape", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="image size; required for a resolution-free prior, which samples at any size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--out", default="outputs/samples", help="output folder")
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         prior = load_prior(args.prior, device=resolve_device(args.device))
         record = {}
         samples = sample(prior, n=args.n, method=args.method, steps=args.steps, snr=args.snr, seed=args.seed,
-                         progress=True, callback=lambda info: record.update(nfe=info["nfe"]))
+                         progress=True, callback=lambda info: record.update(nfe=info["nfe"]), shape=args.shape)
     out = write_samples(samples, args.out)
     log.info("%d samples of '%s' (%s, %d score evaluations per batch) written to %s",
              args.n, prior.name, args.method, record.get("nfe", 0), out)

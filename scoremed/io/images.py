@@ -62,8 +62,10 @@ def to_unit_range(image: np.ndarray, low: float = 0.5, high: float = 99.5, argum
     return ((np.clip(np.asarray(image, dtype=np.float64), lo, hi) - lo) / (hi - lo)).astype(np.float32)
 
 
-def load_image(path: str | os.PathLike, channels: int, size: tuple[int, int], argument: str = "path") -> torch.Tensor:
-    """An image file as a (channels, H, W) float32 tensor in [0, 1] resized to ``size`` = (H, W).
+def load_image(path: str | os.PathLike, channels: int, size: tuple[int, int] | None,
+               argument: str = "path") -> torch.Tensor:
+    """An image file as a (channels, H, W) float32 tensor in [0, 1] resized to ``size`` = (H, W)
+    (None: at the file's own size).
 
     RGB files become gray (mean) for one-channel priors; a 3D array that is not RGB is a
     volume, of which the middle slice along the last axis is used (whole volumes are read
@@ -91,6 +93,8 @@ def load_image(path: str | os.PathLike, channels: int, size: tuple[int, int], ar
         raise InputError(f"{argument}: the prior needs {channels}-channel images, {path} has {array.shape[0]} "
                          "channel(s)")
     array = to_unit_range(array, argument=argument)
+    if size is None:
+        return torch.from_numpy(array)
     resized = np.stack([resize(c, size, anti_aliasing=True, preserve_range=True) for c in array])
     return torch.from_numpy(np.clip(resized, 0, 1).astype(np.float32))
 

@@ -16,11 +16,12 @@ class Options:
     views: int = option(23, "measured views out of 180")
 
 
-def measured_operator(size: int, views: int):
-    """CT of n x n images (``size`` = n) at ``views`` evenly spaced views of 180."""
+def measured_operator(size: int, views: int, angles=None):
+    """CT of n x n images (``size`` = n, n detectors) at ``views`` evenly spaced views of 180, or at
+    ``angles`` (radians) when given."""
     from scoremed.operators import CT, sparse_view_angles
 
-    return CT(size, sparse_view_angles(views))
+    return CT(size, sparse_view_angles(views) if angles is None else angles)
 
 
 def make_operator(image_shape: tuple[int, int, int], options: Options):

@@ -53,12 +53,12 @@ def measured_operator(mask: torch.Tensor):
 
 
 def calibration_width(mask: torch.Tensor) -> int:
-    """Width of the largest centred square block that ``mask`` (S, S) samples completely."""
-    s = mask.shape[-1]
-    c = s // 2
+    """Width of the largest centred square block that ``mask`` (H, W) samples completely."""
+    h, w = mask.shape[-2:]
+    r, c = h // 2, w // 2
     width = 0
-    for half in range(1, s // 2 + 1):
-        block = mask[..., c - half:c + half, c - half:c + half]
+    for half in range(1, min(h, w) // 2 + 1):
+        block = mask[..., r - half:r + half, c - half:c + half]
         if block.shape[-1] != 2 * half or not bool((block > 0).all()):
             break
         width = 2 * half
@@ -66,18 +66,18 @@ def calibration_width(mask: torch.Tensor) -> int:
 
 
 def _calibration_image(kspace: torch.Tensor, mask: torch.Tensor, calib: int) -> torch.Tensor:
-    """Coil images (coils, S, S) of the fully sampled centre only (a low-resolution estimate)."""
+    """Coil images (coils, H, W) of the fully sampled centre only (a low-resolution estimate)."""
     from scoremed.operators.mri import ifft2c
 
-    c, half = mask.shape[-1] // 2, max(calib // 2, 1)
+    r, c, half = mask.shape[-2] // 2, mask.shape[-1] // 2, max(calib // 2, 1)
     low = torch.zeros_like(kspace)
-    rows = slice(0, None) if bool((mask == mask[:1]).all()) else slice(c - half, c + half)
+    rows = slice(0, None) if bool((mask == mask[:1]).all()) else slice(r - half, r + half)
     low[..., rows, c - half:c + half] = kspace[..., rows, c - half:c + half]
     return ifft2c(low)
 
 
 def coil_operator(kspace: torch.Tensor, mask: torch.Tensor, multicoil: bool, argument: str = "kspace"):
-    """``MultiCoilMRI`` for one slice of measured k-space (coils, S, S) on mask (S, S): ESPIRiT maps
+    """``MultiCoilMRI`` for one slice of measured k-space (coils, H, W) on mask (H, W): ESPIRiT maps
     (multi-coil) or one unit map, with the calibration image's phase absorbed so the object is real."""
     from scoremed.operators import MultiCoilMRI, estimate_sensitivities, rss
 

@@ -17,7 +17,7 @@ from scoremed.tasks.mri import calibration_width, coil_operator  # noqa: E402
 def test_kspace_crop_keeps_intensity_and_espirit_maps_combine_to_the_object(tmp_path):
     path = tmp_path / "big.h5"
     images = write_fastmri(path, slices=1, coils=4, h=64, w=64)
-    data = read_kspace(path, 32, make_mask=lambda s: torch.ones(s, s))
+    data = read_kspace(path, 32, make_mask=torch.ones)
     assert data.kspace.shape == (1, 4, 32, 32) and data.reference.shape == (1, 1, 32, 32)
     # the low-pass image keeps the intensity scale of the full-resolution image
     maps = coil_maps(4, 64, 64)
@@ -36,7 +36,7 @@ def test_kspace_crop_keeps_intensity_and_espirit_maps_combine_to_the_object(tmp_
 def test_readout_oversampling_is_cropped_to_the_central_rows_of_the_image(tmp_path):
     path = tmp_path / "tall.h5"
     images = write_fastmri(path, slices=1, coils=1, h=32, w=16, multicoil=False)
-    data = read_kspace(path, 16, make_mask=lambda s: torch.ones(s, s))
+    data = read_kspace(path, 16, make_mask=torch.ones)
     assert any("readout oversampling" in note for note in data.notes)
     # the fully sampled reference is the central 16 rows of the 32 x 16 magnitude image (same pixels)
     np.testing.assert_allclose(data.reference[0, 0].numpy() * data.scale, images[0, 8:24], atol=1e-4)
