@@ -55,7 +55,7 @@ class ProjectionSettings(SolveSettings):
 @dataclass
 class DPSSettings(SolveSettings):
     """Diffusion posterior sampling: gradient guidance through the Tweedie estimate. A run whose final
-    estimate fits y worse than the zero image raises SamplingDiverged naming the step."""
+    estimate fits y worse than its first one raises SamplingDiverged naming the step."""
 
     corrector: str = "none"
     snr: float = 0.0

@@ -7,6 +7,7 @@ Settings: :mod:`scoremed.settings`.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from typing import Any
@@ -56,6 +57,25 @@ def default_prior(operator, y: torch.Tensor) -> ScorePrior:
         raise InputError(f"prior: no shipped prior for operator kind {kind!r}; pass prior=scoremed.load_prior(...)")
     log.info("solve: using the shipped prior '%s' for a %s operator", name, kind or type(operator).__name__)
     return load_prior(name)
+
+
+def at_operator_size(prior: ScorePrior, operator, y: torch.Tensor) -> ScorePrior:
+    """``prior`` if it is fixed-size; else the resolution-free prior bound to the operator's image size
+    (C, H, W) as a fixed-size ScorePrior (same network). Sizes the operator leaves free (e.g.
+    Grayscale's H, W) are taken from y (B, ...) at the same position; :func:`check_fit` then checks
+    that such images give measurements shaped like y."""
+    if not prior.resolution_free:
+        return prior
+    own = tuple(operator.image_shape)
+    sizes = tuple(s if s is not None else (y.shape[i] if i < y.ndim else None) for i, s in enumerate(own, 1))[1:]
+    try:
+        if None in sizes:
+            raise InputError(f"the operator leaves the image size free ({own}) and y {tuple(y.shape)} does not tell it")
+        return dataclasses.replace(prior, image_shape=prior.shape_for((prior.channels, *sizes)))
+    except InputError as exc:
+        raise InputError(f"operator: cannot size the images of resolution-free prior '{prior.name}' from the "
+                         f"operator ({str(exc).removeprefix('shape: ')}); wrap it with "
+                         "scoremed.operators.as_operator(operator, image_shape=(C, H, W))") from None
 
 
 def check_fit(prior: ScorePrior, operator, y: torch.Tensor) -> None:
@@ -115,7 +135,8 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
                      t_start: float | None = None, precision: str | None = None, channels_last: bool | None = None,
                      compile: str | bool | None = None, eta: float | None = None, cg_iterations: int | None = None,
                      gamma: float | None = None, guard: float | None = None) -> torch.Tensor:
-    """``n`` posterior samples given measurement ``y``; shape (n, B, *image_shape), data space.
+    """``n`` posterior samples given measurement ``y``; shape (n, B, *image_shape), data space, where
+    image_shape is the prior's, or the operator's image size for a resolution-free prior.
 
     Args:
         y: measurement (B, ...) as ``operator.forward`` returns it.
@@ -132,7 +153,7 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
             step, gamma (None: noiseless normal equations; else the weight of the data in
             (I + gamma A^H A) x = x0 + gamma A^H y).
         guard: dps: an estimate with |y - A x0_hat| > guard |y| takes the unguided step; a run
-            whose final estimate fits y worse than the zero image raises
+            whose final estimate fits y worse than its first one raises
             :class:`~scoremed.errors.SamplingDiverged` naming the step it diverged from.
         seed: seeds an explicit generator: same seed, same device -> same result.
         batch_size: images per sampler call (default: all n * B at once).
@@ -157,6 +178,7 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
     device = check_device(device) or (prior.device if prior is not None else y.device)
     if prior is None:
         prior = default_prior(operator, y)
+    prior = at_operator_size(prior, operator, y)   # resolution-free: sample at the operator's image size
     prior.to(device)
     operator = operator.to(device)
     y = y.to(device)
@@ -211,14 +233,14 @@ def _reconstruct(prior, sde, operator, y, settings: SolveSettings, generator, de
 
 
 def _raise_if_guard_tripped(guidance: DPSGuidance, settings: SolveSettings) -> None:
-    """SamplingDiverged naming the step from which DPS's estimate fitted y worse than the zero image."""
+    """SamplingDiverged naming the step from which DPS's estimate fitted y worse than at the start."""
     call = guidance.guided.diverged_at()
     if call is None:
         return
     per_step = 1 + (settings.n_corrector_steps if settings.corrector != "none" else 0)
     step = call // per_step
     raise SamplingDiverged(f"dps diverged: from step {step} of {settings.steps} on, the estimate fits the measurement "
-                           f"worse than a zero image (|y - A x0_hat| > |y|, zeta = {settings.zeta:g}); lower zeta "
+                           f"worse than at the first step (|y - A x0_hat| grew; zeta = {settings.zeta:g}); lower zeta "
                            f"(e.g. {settings.zeta / 3:.3g}) or use method='dds'", step=step)
 
 

@@ -117,3 +117,26 @@ def test_divergence_raises_with_the_step_number():
     op = Inpainting(random_pixel_mask((H, H), missing_fraction=0.5, seed=2))
     with pytest.raises(FloatingPointError, match="step 0"):
         scoremed.solve(op(x), op, prior=exploding, steps=5, progress=False)
+
+
+def test_dps_step_does_not_depend_on_the_operator_scale():
+    """zeta is per ||A||: measuring 10 A x instead of A x gives the same reconstruction."""
+    prior, _, _, x = gaussian_case(scoremed.VPSDE())
+    op = Inpainting(random_pixel_mask((H, H), missing_fraction=0.5, seed=2))
+    big = 10.0 * op
+    a = scoremed.sample_posterior(op(x), op, n=4, prior=prior, method="dps", steps=30, seed=0, progress=False)
+    b = scoremed.sample_posterior(big(x), big, n=4, prior=prior, method="dps", steps=30, seed=0, progress=False)
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_dps_divergence_stops_with_the_step_number():
+    """A zeta far too large makes the estimate fit y worse than at the start: SamplingDiverged names the step."""
+    mean, cov = smooth_gaussian(16, length=3.0)
+    prior = scoremed.gaussian_prior(scoremed.VESDE(), mean, cov, (1, 16, 16))
+    op = CT(16, sparse_view_angles(8, 180))
+    x = (mean + torch.linalg.cholesky(cov) @ torch.randn(256, dtype=torch.float64)).float().reshape(1, 1, 16, 16)
+    with pytest.raises(FloatingPointError, match=r"dps diverged: from step \d+ of 60 on") as info:
+        scoremed.solve(op(x), op, prior=prior, method="dps", zeta=200.0, steps=60, seed=0, progress=False)
+    assert 0 <= info.value.step < 60
+    x_hat = scoremed.solve(op(x), op, prior=prior, method="dps", steps=60, seed=0, progress=False)   # default zeta
+    assert ((op(x_hat) - op(x)).norm() / op(x).norm()) < 0.2

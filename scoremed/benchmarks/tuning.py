@@ -24,7 +24,8 @@ TUNING_TASK = {"mri-brain": ("mri", mri.Options(accel=4)), "ct-phantom": ("ct", 
 GRIDS = {
     "consistency": {"snr": [0.16, 0.4, 0.7], "lam": [0.8], "t_start": [1.0, 0.3]},
     "projection": {"snr": [0.16, 0.4, 0.7], "t_start": [1.0, 0.3]},
-    "dps": {"zeta": [0.3, 1.0, 3.0]},
+    "dps": {"zeta": [0.25, 0.5, 1.0, 2.0, 4.0]},   # per ||A|| (scoremed.sampling.DPSScore)
+    "dds": {"eta": [0.85, 1.0], "cg_iterations": [2, 5]},
 }
 
 

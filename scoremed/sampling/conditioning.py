@@ -66,19 +66,6 @@ class Conditioning:
     def finish(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
-    def conditional_score(self, sde: SDE, score_fn: ScoreFn) -> ScoreFn:
-        """The score an ODE solver integrates: the guided score, with the refined Tweedie estimate
-        substituted (score = (a x0' - x) / std^2)."""
-        guided = self.guide(score_fn)
-        if not self.refines:
-            return guided
-
-        def refined(x, t):
-            a, std = append_dims(sde.mean_coeff(t), x.ndim), append_dims(sde.marginal_std(t), x.ndim)
-            x0 = self.refine((x + std * std * guided(x, t)) / a, t)
-            return (a * x0 - x) / (std * std)
-        return refined
-
 
 class StepFunction(Conditioning):
     """A plain ``step(x, x_mean, t) -> (x, x_mean)`` as a conditioning."""
@@ -151,8 +138,9 @@ class DPSScore:
     Guard: an example whose residual ||y - A x0_hat|| is non-finite or above ``guard`` ||y|| takes
     the unguided step instead (fallback). The largest residual ratio ||y - A x0_hat|| / ||y|| of
     every evaluation is kept on the device (no host read); :meth:`diverged_at` reads them once
-    after the loop: a run whose last estimate fits y worse than the zero image (ratio > 1) has
-    diverged, from the first evaluation after which the ratio never fell back below 1.
+    after the loop: a run whose last estimate fits y worse than its first one (the estimate at
+    T, about the prior mean) has diverged, from the first evaluation after which the ratio never
+    fell back below the first.
     """
 
     def __init__(self, sde: SDE, score_fn: ScoreFn, operator, y: torch.Tensor, zeta: float = 0.5,
@@ -180,11 +168,12 @@ class DPSScore:
         return score.detach() - step / g2
 
     def diverged_at(self) -> int | None:
-        """None, or the evaluation from which the residual ratio stayed above 1 when the last one is
-        above 1 (one host read)."""
+        """None, or the evaluation from which the residual ratio stayed above the first one when the
+        last one is above it (one host read)."""
         if not self.ratios:
             return None
-        above = torch.stack(self.ratios) > 1.0
+        ratios = torch.stack(self.ratios)
+        above = ratios > ratios[0]
         if not bool(above[-1]):
             return None
         below = (~above).nonzero()

@@ -5,8 +5,7 @@ from typing import Callable
 
 import torch
 
-from scoremed.errors import InputError, SamplingDiverged
-from scoremed.sampling.conditioning import Conditioning, as_conditioning
+from scoremed.errors import SamplingDiverged
 from scoremed.sampling.pc import CountingScore, SamplingResult
 from scoremed.sampling.predictors import ReverseDiffusion
 from scoremed.sde import SDE, ScoreFn
@@ -31,21 +30,19 @@ def adaptive_options(method: str, times: torch.Tensor) -> dict:
 def ode_sampler(sde: SDE, score_fn: ScoreFn, shape: tuple[int, ...], *, rtol: float = 1e-5, atol: float = 1e-5,
                 method: str = "dopri5", eps: float | None = None, denoise: bool = True,
                 x_init: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                device=None, conditioning: Conditioning | None = None) -> SamplingResult:
+                device=None) -> SamplingResult:
     """Integrate the probability-flow ODE from T to eps with torchdiffeq (adaptive by default).
 
     With ``denoise``, one final reverse-diffusion step at eps returns its noise-free mean.
-    ``conditioning`` enters through its score (``conditional_score``: a guided score, or the score
-    of a refined Tweedie estimate); measurement steps between updates have no place in an
-    adaptive ODE solve and are refused.
+    Unconditional only: the measurement steps are jumps between steps, not a vector field (with
+    the data-consistent Tweedie estimate substituted into the score, the posterior-mean error on
+    the 4 x 4 inpainting Gaussian is 0.30x the prior's). The conditional deterministic samplers
+    are the PC loop's 'ddim' (the first-order exponential integrator of this ODE) and 'dpm2m'
+    (second order) with :class:`~scoremed.sampling.DDSStep`.
     """
     from torchdiffeq import odeint
 
-    conditioning = as_conditioning(conditioning)
-    if conditioning.has_steps:
-        raise InputError(f"conditioning: {type(conditioning).__name__} changes the iterate between steps, which "
-                         "an adaptive ODE solve cannot do; use the PC sampler with predictor 'ddim' or 'dpm2m'")
-    counting = CountingScore(conditioning.conditional_score(sde, score_fn))
+    counting = CountingScore(score_fn)
     eps = sde.default_eps if eps is None else eps
     x = sde.prior_sampling(shape, generator, device) if x_init is None else x_init
     times = torch.tensor([sde.T, eps], device=x.device, dtype=torch.float64)
@@ -68,4 +65,4 @@ def ode_sampler(sde: SDE, score_fn: ScoreFn, shape: tuple[int, ...], *, rtol: fl
     if denoise:
         pred = ReverseDiffusion(sde, counting, False, generator)
         x = pred.update(x, torch.full((x.shape[0],), eps, device=x.device, dtype=x.dtype))[1]
-    return SamplingResult(conditioning.finish(x), counting.calls)
+    return SamplingResult(x, counting.calls)
