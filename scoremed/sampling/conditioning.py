@@ -51,8 +51,6 @@ class Conditioning:
 
     #: True when :meth:`refine` changes the Tweedie estimate (needs a DDIM-type predictor)
     refines = False
-    #: True when :meth:`step` changes the iterate between updates
-    has_steps = False
 
     def guide(self, score_fn: ScoreFn) -> ScoreFn:
         return score_fn
@@ -69,8 +67,6 @@ class Conditioning:
 
 class StepFunction(Conditioning):
     """A plain ``step(x, x_mean, t) -> (x, x_mean)`` as a conditioning."""
-
-    has_steps = True
 
     def __init__(self, fn: Callable):
         self.fn = fn
@@ -100,8 +96,6 @@ class ConsistencyStep(Conditioning):
     lags behind (posterior-mean error 0.31x the prior's on the 4x4 inpainting Gaussian with DDIM,
     against 0.03x with the Tweedie estimate made consistent instead: :class:`DDSStep`).
     """
-
-    has_steps = True
 
     def __init__(self, sde: SDE, operator, y: torch.Tensor, lam: float = 1.0,
                  generator: torch.Generator | None = None, perturb: bool = True):
