@@ -3,7 +3,7 @@ options, default prior and classical baseline. The only part of scoremed that bu
 operators; adding a task is a new module here and one line in :data:`TASKS`.
 
     operator = make_operator("mri", (1, 320, 320), get_task("mri").options(accel=8))
-    baseline = classical_reconstruction(y, operator)
+    baseline = classical_reconstruction(y, operator)   # the strongest tuned baseline (tuned.py)
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from scoremed.errors import InputError
 from scoremed.tasks import colorize, ct, inpaint, mri
-from scoremed.tasks.base import Task
+from scoremed.tasks.base import Baseline, Task
 
 #: every task by name
 TASKS: dict[str, Task] = {task.name: task for task in (mri.TASK, ct.TASK, inpaint.TASK, colorize.TASK)}
@@ -40,14 +40,23 @@ def make_operator(task: str, image_shape, options=None):
     return get_task(task).make_operator(image_shape, options)
 
 
+def image_size(operator) -> tuple[int, int] | None:
+    """(H, W) of the operator's images where it fixes them (a (1, W) line mask: a square W x W), else None."""
+    h, w = (tuple(getattr(operator, "image_shape", ())) or (None, None, None))[-2:]
+    if w is None:
+        return None
+    return (h or w, w)
+
+
 def classical_reconstruction(y: torch.Tensor, operator) -> torch.Tensor:
-    """The classical baseline of the operator's task: images (B, C, H, W) on y's device."""
-    return task_for(operator).classical(y, operator)
+    """The strongest tuned classical baseline of the operator's task: images (B, C, H, W) on y's device."""
+    baseline, params, _ = task_for(operator).strongest(operator, image_size(operator))
+    return baseline.run(y, operator, **params)
 
 
 def classical_name(operator) -> str:
-    """The name of the classical baseline for ``operator``."""
-    return task_for(operator).classical_names[operator.kind]
+    """What :func:`classical_reconstruction` runs for ``operator``, e.g. "TV, real x >= 0 (PDHG), tuned"."""
+    return task_for(operator).strongest(operator, image_size(operator))[2]
 
 
 def default_prior_name(kind: str, channels: int | None = None) -> str | None:
@@ -58,5 +67,5 @@ def default_prior_name(kind: str, channels: int | None = None) -> str | None:
     return None
 
 
-__all__ = ["Task", "TASKS", "DEFAULT_PRIORS", "get_task", "task_for", "make_operator", "classical_reconstruction",
-           "classical_name", "default_prior_name"]
+__all__ = ["Baseline", "Task", "TASKS", "DEFAULT_PRIORS", "get_task", "task_for", "make_operator", "classical_reconstruction",
+           "classical_name", "default_prior_name", "image_size"]

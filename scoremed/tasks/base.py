@@ -1,9 +1,9 @@
-"""What a task is: an operator factory with typed options, a default prior and a classical baseline."""
+"""What a task is: an operator factory with typed options, a default prior and classical baselines."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -29,29 +29,52 @@ def check_image_shape(image_shape: object, name: str = "image_shape") -> tuple[i
     return tuple(check_int(v, name, 1) for v in image_shape)
 
 
+def always(operator) -> bool:
+    """A baseline that applies to every operator of its task."""
+    return True
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One classical reconstruction of a task.
+
+    ``run(y, operator, callback=None, **params)`` returns images (B, C, H, W) on y's device;
+    an iterative one calls ``callback(iteration, images)`` after every iteration, counting in
+    its ``steps`` parameter. ``untuned`` are its parameters before tuning, ``grid`` the values
+    ``scoremed tune`` searches (empty: nothing to tune); ``applies(operator)`` says whether it
+    can reconstruct from that operator (e.g. a geometry a library supports).
+    """
+    name: str
+    label: str
+    run: Callable[..., torch.Tensor]
+    untuned: Mapping[str, Any] = field(default_factory=dict)
+    grid: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    steps: str | None = None
+    applies: Callable[[Any], bool] = always
+
+    def __call__(self, y: torch.Tensor, operator, **params: Any) -> torch.Tensor:
+        """The reconstruction with the untuned parameters updated by ``params``."""
+        return self.run(y, operator, **{**self.untuned, **params})
+
+
 @dataclass(frozen=True)
 class Task:
     """One reconstruction task (``mri``, ``ct``, ``inpaint``, ``colorize``).
 
     ``build(image_shape (C, H, W), options)`` returns the forward operator for images of that
-    shape; ``classical(y, operator)`` the classical reconstruction (B, C, H, W) on y's device;
-    ``classical_names`` maps each operator ``kind`` the task produces or accepts to the
-    baseline's name; ``default_prior`` is the shipped prior used when none is given
+    shape; ``baselines`` are its classical reconstructions (the first is the default until
+    tuning has chosen the strongest); ``kinds`` the operator kinds the task produces or
+    accepts; ``default_prior`` is the shipped prior used when none is given
     (``prior_by_channels`` overrides it for measurements with that many channels).
     """
     name: str
     summary: str
     options: type
     build: Callable[[tuple[int, int, int], Any], Any]
-    classical: Callable[[torch.Tensor, Any], torch.Tensor]
-    classical_names: Mapping[str, str]
+    baselines: tuple[Baseline, ...]
+    kinds: tuple[str, ...]
     default_prior: str
     prior_by_channels: Mapping[int, str] = field(default_factory=dict)
-
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        """The operator kinds this task's baseline and default prior serve."""
-        return tuple(self.classical_names)
 
     def make_options(self, **values: Any):
         """The task's options from keyword values (unknown names are an InputError)."""
@@ -68,6 +91,32 @@ class Task:
             raise InputError(f"options: expected {self.options.__module__}.{self.options.__qualname__} for task "
                              f"'{self.name}', got {type(options).__name__}")
         return self.build(check_image_shape(image_shape), options)
+
+    def baseline(self, name: str) -> Baseline:
+        """The baseline called ``name``."""
+        for baseline in self.baselines:
+            if baseline.name == name:
+                return baseline
+        raise InputError(f"baseline: task '{self.name}' has baselines {[b.name for b in self.baselines]}, "
+                         f"got {name!r}")
+
+    def strongest(self, operator, size: tuple[int, int] | None) -> tuple[Baseline, dict[str, Any], str]:
+        """(baseline, parameters, label) of the strongest baseline that applies to ``operator``, for
+        images of ``size`` (H, W): the best tuned validation PSNR in the tuned table at the nearest
+        size; before tuning (or for size None) the first one that applies, untuned."""
+        from scoremed.tasks.tuned import entry_for
+
+        usable = [b for b in self.baselines if b.applies(operator)]
+        if not usable:
+            raise InputError(f"operator: no classical baseline of task '{self.name}' applies to "
+                             f"{type(operator).__name__}")
+        scores = (entry_for(self.name, size) or {}).get("baselines", {}) if size is not None else {}
+        tuned = [b for b in usable if b.name in scores]
+        if tuned:
+            best = max(tuned, key=lambda b: scores[b.name]["psnr"])
+            return best, {**best.untuned, **scores[best.name]["params"]}, f"{best.label}, tuned"
+        first = usable[0]
+        return first, dict(first.untuned), first.label + (", untuned" if first.grid else "")
 
     def prior_for(self, channels: int | None = None) -> str:
         """The shipped prior for measurements with ``channels`` channels (None: the task's default)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from scoremed.tasks.base import Task
+from scoremed.tasks.base import Baseline, Task
 
 
 @dataclass
@@ -27,4 +27,5 @@ def gray_copy(y: torch.Tensor, operator) -> torch.Tensor:
 
 
 TASK = Task(name="colorize", summary="colorization of gray images", options=Options, build=make_operator,
-            classical=gray_copy, classical_names={"colorize": "gray copy"}, default_prior="natural")
+            baselines=(Baseline("gray-copy", "gray copy", gray_copy),), kinds=("colorize",),
+            default_prior="natural")

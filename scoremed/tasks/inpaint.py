@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from scoremed.tasks.base import Task, check_choice, option
+from scoremed.tasks.base import Baseline, Task, check_choice, option
 
 MASK_KINDS = ("box", "random", "half")
 
@@ -50,5 +50,5 @@ def biharmonic(y: torch.Tensor, operator) -> torch.Tensor:
 
 
 TASK = Task(name="inpaint", summary="inpainting of missing pixels", options=Options, build=make_operator,
-            classical=biharmonic, classical_names={"inpaint": "biharmonic (skimage)"}, default_prior="natural",
-            prior_by_channels={1: "mri-brain", 3: "natural"})
+            baselines=(Baseline("biharmonic", "biharmonic (skimage)", biharmonic),), kinds=("inpaint",),
+            default_prior="natural", prior_by_channels={1: "mri-brain", 3: "natural"})

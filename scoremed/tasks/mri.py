@@ -1,5 +1,7 @@
 """Undersampled MRI: Cartesian (random or equispaced lines) or Poisson-disc masks on the image grid,
-the shipped ``mri-brain`` prior, and an L1-wavelet baseline (``sigpy.mri.app.L1WaveletRecon``).
+the shipped ``mri-brain`` prior, and three classical baselines: L1-wavelet and total variation with
+sigpy (``sigpy.mri.app.L1WaveletRecon`` / ``TotalVariationRecon``, complex images, SENSE for
+multi-coil data) and total variation of real non-negative images (:func:`scoremed.tasks.classical.tv_pdhg`).
 
 Also the operators for measured k-space: single-coil on a given mask, and multi-coil with
 ESPIRiT coil maps (:func:`coil_operator`).
@@ -13,7 +15,8 @@ import numpy as np
 import torch
 
 from scoremed.errors import InputError
-from scoremed.tasks.base import Task, check_choice, option
+from scoremed.tasks.base import Baseline, Task, check_choice, option
+from scoremed.tasks.classical import tv_pdhg
 
 log = logging.getLogger("scoremed")
 
@@ -103,28 +106,72 @@ def coil_operator(kspace: torch.Tensor, mask: torch.Tensor, multicoil: bool, arg
     return MultiCoilMRI(mask, maps.to(torch.complex64))
 
 
-def l1_wavelet(y: torch.Tensor, operator, lamda: float = 1e-3, max_iter: int = 100) -> torch.Tensor:
-    """L1-wavelet regularised (SENSE) reconstruction with sigpy, per image and channel / coil stack."""
-    import sigpy.mri.app
-
+def _sigpy_apps(app_class, y: torch.Tensor, operator, lamda: float, max_iter: int, **kwargs) -> list:
+    """One sigpy MRI app per image and channel (single-coil) or coil stack (multi-coil), in batch order."""
     kspace = y.detach().cpu().numpy()
     multicoil = operator.kind == "mri-multicoil"
     maps = operator.maps.detach().cpu().numpy() if multicoil else np.ones((1, *kspace.shape[-2:]), np.complex64)
-    mask = operator.mask.detach().cpu().numpy()
-    out = []
-    for b in range(kspace.shape[0]):
-        channels = []
-        stacks = [kspace[b]] if multicoil else [kspace[b, c:c + 1] for c in range(kspace.shape[1])]
-        for ksp in stacks:
-            weights = np.broadcast_to(mask, ksp.shape[-2:]).astype(np.float32)
-            app = sigpy.mri.app.L1WaveletRecon(ksp, maps, lamda, weights=weights, max_iter=max_iter, show_pbar=False)
-            image = app.run()
-            channels.append(np.abs(image) if not operator.complex_images else image)
-        out.append(np.stack(channels))
-    return torch.from_numpy(np.stack(out)).to(y.device)
+    weights = np.broadcast_to(operator.mask.detach().cpu().numpy(), kspace.shape[-2:]).astype(np.float32)
+    stacks = [kspace[b] for b in range(len(kspace))] if multicoil else \
+        [kspace[b, c:c + 1] for b in range(len(kspace)) for c in range(kspace.shape[1])]
+    return [app_class(ksp, maps, lamda, weights=weights, max_iter=max_iter, show_pbar=False, **kwargs)
+            for ksp in stacks]
+
+
+def _run_sigpy(apps: list, y: torch.Tensor, operator, callback=None) -> torch.Tensor:
+    """Step every app in lockstep (``callback(i, images)`` after iteration i); images (B, C, H, W) on y's device."""
+    channels = 1 if operator.kind == "mri-multicoil" else y.shape[1]
+
+    def images() -> torch.Tensor:
+        out = np.stack([app.x if operator.complex_images else np.abs(app.x) for app in apps])
+        return torch.from_numpy(out.reshape(y.shape[0], channels, *out.shape[-2:])).to(y.device)
+
+    i = 0
+    while not all(app.alg.done() for app in apps):
+        i += 1
+        for app in apps:
+            if not app.alg.done():
+                app.alg.update()
+        if callback is not None:
+            callback(i, images())
+    return images()
+
+
+def l1_wavelet(y: torch.Tensor, operator, lamda: float = 1e-3, max_iter: int = 100, callback=None) -> torch.Tensor:
+    """L1-wavelet regularised (SENSE) reconstruction with sigpy (db4 wavelets, proximal gradient), per image
+    and channel / coil stack; magnitude images unless the operator has complex images."""
+    import sigpy.mri.app
+
+    return _run_sigpy(_sigpy_apps(sigpy.mri.app.L1WaveletRecon, y, operator, lamda, max_iter), y, operator, callback)
+
+
+def tv_sigpy(y: torch.Tensor, operator, lamda: float = 1e-3, max_iter: int = 100, sigma: float | None = None,
+             callback=None) -> torch.Tensor:
+    """Anisotropic-TV regularised (SENSE) reconstruction of complex images with sigpy's primal-dual solver
+    (dual step ``sigma``; None: sigpy's default 1); magnitude images unless the operator has complex images."""
+    import sigpy.mri.app
+
+    kwargs = {} if sigma is None else {"sigma": sigma}
+    return _run_sigpy(_sigpy_apps(sigpy.mri.app.TotalVariationRecon, y, operator, lamda, max_iter, **kwargs),
+                      y, operator, callback)
+
+
+def applies_to_real_images(operator) -> bool:
+    """TV of real images needs an operator on real images."""
+    return not getattr(operator, "complex_images", False)
+
+
+BASELINES = (
+    Baseline("l1-wavelet", "L1-wavelet (sigpy)", l1_wavelet, untuned={"lamda": 1e-3, "max_iter": 100},
+             grid={"lamda": [3e-4, 1e-3, 3e-3], "max_iter": [25, 50, 100, 200]}, steps="max_iter"),
+    Baseline("tv-sigpy", "TV, complex (sigpy)", tv_sigpy, untuned={"lamda": 1e-3, "max_iter": 100},
+             grid={"lamda": [3e-3, 1e-2, 3e-2], "sigma": [0.1], "max_iter": [200, 400, 800]}, steps="max_iter"),
+    Baseline("tv", "TV, real x >= 0 (PDHG)", tv_pdhg, untuned={"weight": 1e-3, "iterations": 200},
+             grid={"weight": [1e-3, 3e-3, 1e-2, 3e-2], "iterations": [100, 200, 400, 800]}, steps="iterations",
+             applies=applies_to_real_images),
+)
 
 
 TASK = Task(name="mri", summary="undersampled MRI (single-coil simulation; measured single- or multi-coil k-space)",
-            options=Options, build=make_operator, classical=l1_wavelet,
-            classical_names={"mri": "L1-wavelet (sigpy)", "mri-multicoil": "L1-wavelet SENSE (sigpy)"},
+            options=Options, build=make_operator, baselines=BASELINES, kinds=("mri", "mri-multicoil"),
             default_prior="mri-brain")
