@@ -52,3 +52,42 @@ def test_kspace_on_the_grid_is_scaled_to_its_zero_filled_percentile(tmp_path):
     assert scale == pytest.approx(float(torch.quantile(zero_filled.flatten(), 0.995)), rel=1e-5)
     torch.testing.assert_close(y[0, 0] * scale, torch.from_numpy(k))
     assert operator.mask.sum() == 32
+
+
+def _rss_numpy(kspace: np.ndarray) -> np.ndarray:
+    """Root-sum-of-squares of the coil images of centred k-space (..., coils, H, W), with NumPy's FFT."""
+    images = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    return np.sqrt((np.abs(images) ** 2).sum(-3))
+
+
+def test_native_grid_keeps_every_measured_sample(tmp_path):
+    import h5py
+
+    path = tmp_path / "wide.h5"
+    write_fastmri(path, slices=2, coils=3, h=40, w=56)
+    with h5py.File(path) as f:
+        kspace = f["kspace"][()]
+    mask = torch.zeros(40, 56)
+    mask[:, ::3] = 1
+    data = read_kspace(path, None, make_mask=lambda grid: mask[: grid[0], : grid[1]])
+    assert data.kspace.shape == (2, 3, 40, 56) and data.mask.shape == (40, 56)
+    assert not any("low-pass" in note or "readout" in note for note in data.notes)
+    np.testing.assert_allclose(data.kspace.numpy() * data.scale, kspace * mask.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(data.reference[:, 0].numpy() * data.scale, _rss_numpy(kspace), rtol=1e-4, atol=1e-5)
+
+
+def test_native_grid_of_oversampled_readout_is_the_exact_central_crop(tmp_path):
+    path = tmp_path / "tall.h5"
+    images = write_fastmri(path, slices=1, coils=1, h=96, w=40, multicoil=False)
+    data = read_kspace(path, None, make_mask=torch.ones)
+    assert data.kspace.shape == (1, 1, 40, 40)
+    np.testing.assert_allclose(data.reference[0, 0].numpy() * data.scale, images[0, 28:68], atol=1e-4)
+
+
+def test_npy_kspace_on_its_own_grid(tmp_path):
+    k = np.fft.fftshift(np.fft.fft2(np.random.default_rng(1).random((20, 36)), norm="ortho")).astype(np.complex64)
+    path = tmp_path / "k.npy"
+    np.save(path, k)
+    y, operator, scale = kspace_on_grid(path, None, None)
+    assert y.shape == (1, 1, 20, 36) and operator.image_shape[-2:] == (20, 36)
+    torch.testing.assert_close(y[0, 0] * scale, torch.from_numpy(k))
