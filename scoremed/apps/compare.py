@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from scoremed.apps.metrics import mean_metrics
+from scoremed.benchmarks.calibration import calibrated_std
 from scoremed.prior import ScorePrior
 from scoremed.solve import sample_posterior
 from scoremed.tasks import classical_name, classical_reconstruction
@@ -31,20 +32,22 @@ def run_comparison(y: torch.Tensor, operator, prior: ScorePrior, truth: torch.Te
     """Direct (pseudo-inverse), classical and scoremed (posterior mean of ``n_samples``) reconstructions of
     y (B, ...); mean PSNR / SSIM over the batch when ``truth`` (B, C, H, W) is given.
 
-    Returns the results by method name and the pixelwise posterior std (None for one sample).
+    Returns the results by method name and the pixelwise posterior std (None for one sample), scaled
+    by the prior's calibration for the method when it has one (the scoremed label says which).
     """
     direct, t_direct = _timed(lambda: operator.pseudo_inverse(y))
     classical, t_classical = _timed(lambda: classical_reconstruction(y, operator))
     samples, t_score = _timed(lambda: sample_posterior(y, operator, n_samples, prior=prior, **solve_options))
+    method = solve_options.get("method", "consistency")
+    std, note = calibrated_std(samples, prior, method) if n_samples > 1 else (None, "")
     results = {
         "direct": MethodResult("direct (zero-filled / FBP / masked)", direct, t_direct),
         "classical": MethodResult(classical_name(operator), classical, t_classical),
-        "scoremed": MethodResult(f"scoremed ({solve_options.get('method', 'consistency')})", samples.mean(0), t_score),
+        "scoremed": MethodResult(f"scoremed ({method}{'; ' + note if note else ''})", samples.mean(0), t_score),
     }
     if truth is not None:
         for result in results.values():
             result.metrics = mean_metrics(truth, result.image)
-    std = samples.std(0) if n_samples > 1 else None
     return results, std
 
 

@@ -1,18 +1,23 @@
-"""Search solve hyperparameters (snr, lam / zeta) on *validation* images and store the best
-as the prior's defaults (``solve_defaults`` in its JSON metadata)."""
+"""Tuning on *validation* images: solve hyperparameters (snr, lam / zeta), stored as the prior's
+defaults (``solve_defaults`` in its JSON metadata), and the classical baselines' parameters, stored in
+the tuned table (:mod:`scoremed.tasks.tuned`) with their untuned and tuned validation and test scores."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
+import time
 from pathlib import Path
 
 import torch
 
 from scoremed.apps.metrics import mean_metrics
+from scoremed.benchmarks.report import markdown_table
 from scoremed.io.atomic import atomic_write_text
 from scoremed.solve import sample_posterior
-from scoremed.tasks import ct, get_task, inpaint, mri
+from scoremed.tasks import Baseline, ct, get_task, inpaint, mri
+from scoremed.tasks.tuned import read_table, write_entry
 from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, read_json
 
 log = logging.getLogger("scoremed")
@@ -69,3 +74,111 @@ def store_defaults(prior_name: str, method: str, settings: dict, trials: list, d
     meta.setdefault("tuning", {})[method] = {"images": "validation split", "objective": "mean SSIM", "trials": trials}
     atomic_write_text(path, json.dumps(meta, indent=2))
     return path
+
+
+#: the data set and task options each task's classical baselines are tuned on
+CLASSICAL_SETTINGS = {"mri": ("mri-brain", mri.Options(accel=4)), "ct": ("ct-phantom", ct.Options(views=23))}
+
+
+def split_images(data: str, split: str, n_images: int, image_size: int | None = None) -> tuple[torch.Tensor, list]:
+    """(images (n, C, H, W), their indices) of a built-in split (``image_size`` None: native resolution):
+    ``n_images`` evenly spaced validation items, or the first test items (those the benchmarks use)."""
+    from scoremed.data import get_dataset
+
+    items = get_dataset(data, split, image_size=image_size)
+    step = len(items) // n_images if split == "val" else 1
+    indices = [i * step for i in range(n_images)]
+    return torch.stack([items[i] for i in indices]), indices
+
+
+def _scored(params: dict, truth: torch.Tensor, images: torch.Tensor) -> dict:
+    scores = mean_metrics(truth, images)
+    return {"params": params, "psnr": round(scores["psnr"], 3), "ssim": round(scores["ssim"], 4)}
+
+
+def grid_trials(baseline: Baseline, y: torch.Tensor, operator, truth: torch.Tensor) -> list[dict]:
+    """Mean PSNR / SSIM of every point of ``baseline.grid`` on ``truth``; an iterative baseline runs once
+    per point of its other parameters and is scored after each listed number of iterations."""
+    grid = dict(baseline.grid)
+    steps = grid.pop(baseline.steps) if baseline.steps else None
+    trials = []
+    for values in itertools.product(*grid.values()):
+        point = dict(zip(grid, values))
+        if steps is None:
+            trials.append(_scored(point, truth, baseline(y, operator, **point)))
+            continue
+
+        def record(i: int, images: torch.Tensor, point: dict = point) -> None:
+            if i in steps:
+                trials.append(_scored({**point, baseline.steps: i}, truth, images))
+
+        baseline(y, operator, callback=record, **point, **{baseline.steps: max(steps)})
+        log.info("%s %s: %s", baseline.name, point, [(t["params"][baseline.steps], t["psnr"]) for t in trials[-len(steps):]])
+    return trials
+
+
+def tune_classical(task_name: str, n_images: int = 3, image_size: int | None = None, n_test: int = 3,
+                   device=None) -> dict:
+    """Tune every baseline of ``task_name`` on ``n_images`` validation images of its setting
+    (:data:`CLASSICAL_SETTINGS`; ``image_size`` None: native) by mean PSNR; score the untuned and
+    tuned parameters on ``n_test`` test images too. Returns the tuned-table entry."""
+    start = time.perf_counter()
+    data, options = CLASSICAL_SETTINGS[task_name]
+    task = get_task(task_name)
+    truth, indices = split_images(data, "val", n_images, image_size)
+    test, test_indices = split_images(data, "test", n_test, image_size)
+    operator = task.make_operator(tuple(truth.shape[1:]), options).to(device)
+    truth, test = truth.to(device), test.to(device)
+    y, y_test = operator(truth), operator(test)
+    baselines = {}
+    for baseline in task.baselines:
+        trials = grid_trials(baseline, y, operator, truth) if baseline.grid else []
+        untuned = next((t for t in trials if t["params"] == dict(baseline.untuned)), None) \
+            or _scored(dict(baseline.untuned), truth, baseline(y, operator))
+        best = max(trials, key=lambda t: t["psnr"]) if trials else untuned
+        baselines[baseline.name] = {
+            "params": best["params"], "psnr": best["psnr"], "ssim": best["ssim"],
+            "untuned": {"params": untuned["params"], "psnr": untuned["psnr"], "ssim": untuned["ssim"]},
+            "test": {name: _scored(params, test, baseline(y_test, operator, **params))
+                     for name, params in (("untuned", dict(baseline.untuned)), ("tuned", best["params"]))},
+            "trials": trials}
+    return {"data": f"{data} validation split", "indices": indices, "test_indices": test_indices,
+            "image_size": list(truth.shape[-2:]), "options": dataclasses.asdict(options),
+            "objective": "mean PSNR (dB) on the validation images",
+            "strongest": max(baselines, key=lambda name: baselines[name]["psnr"]), "baselines": baselines,
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def store_classical(task_name: str, entry: dict, path=None) -> Path:
+    """Write ``entry`` into the tuned table (default: the shipped one) at its image size."""
+    return write_entry(task_name, tuple(entry["image_size"]), entry, path)
+
+
+CLASSICAL_HEADER = ["task", "size", "baseline", "untuned", "val PSNR / SSIM untuned", "tuned", "val tuned",
+                    "test untuned", "test tuned"]
+
+
+def _params(params: dict) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()) or "-"
+
+
+def classical_markdown(table: dict | None = None) -> str:
+    """The tuned-table's figures as a Markdown section: every baseline untuned vs tuned, validation and test."""
+    table = read_table() if table is None else table
+    rows = []
+    for task_name, entries in table["tasks"].items():
+        for size, entry in entries.items():
+            for name, b in entry["baselines"].items():
+                label = get_task(task_name).baseline(name).label + (" **(strongest)**" if name == entry["strongest"]
+                                                                    else "")
+                test = b.get("test", {})
+                rows.append([task_name, size, label, _params(b["untuned"]["params"]),
+                             f"{b['untuned']['psnr']:.2f} / {b['untuned']['ssim']:.3f}", _params(b["params"]),
+                             f"{b['psnr']:.2f} / {b['ssim']:.3f}",
+                             *(f"{test[k]['psnr']:.2f} / {test[k]['ssim']:.3f}" if k in test else "-"
+                               for k in ("untuned", "tuned"))])
+    return ("## Classical baselines, untuned vs tuned (`scoremed tune --classical`)\n\n"
+            "Parameters tuned by mean PSNR on validation images (MRI 4x random lines, CT 23 of 180 views); "
+            "PSNR dB / SSIM on those validation images and on held-out test images. `reconstruct` and the "
+            "benchmarks run the strongest tuned baseline of each task as \"classical\".\n\n"
+            + markdown_table(CLASSICAL_HEADER, rows))
