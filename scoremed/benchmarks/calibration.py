@@ -87,9 +87,13 @@ def report(truth: torch.Tensor, samples: torch.Tensor, std_scale: float | None =
 
 
 def stored_scale(prior, method: str) -> float | None:
-    """The prior's fitted ``std_scale`` for ``method`` (None: not calibrated)."""
+    """The prior's fitted ``std_scale`` for ``method`` (None: not calibrated, or calibrated for other
+    weights than the prior's)."""
     record = (prior.metadata.get("calibration") or {}).get(method)
-    return float(record["std_scale"]) if isinstance(record, dict) and "std_scale" in record else None
+    if not isinstance(record, dict) or "std_scale" not in record:
+        return None
+    fitted, current = record.get("weights_sha256"), prior.metadata.get("weights_sha256")
+    return None if fitted and current and fitted != current else float(record["std_scale"])
 
 
 def calibrated_std(samples: torch.Tensor, prior, method: str) -> tuple[torch.Tensor, str]:
@@ -105,11 +109,14 @@ def calibrated_std(samples: torch.Tensor, prior, method: str) -> tuple[torch.Ten
 
 
 def calibrate(prior_name: str, method: str, n_val: int = 3, n_test: int = 3, n_samples: int = 8,
-              seed: int = 0, device=None, batch_size: int | None = None) -> dict:
+              seed: int = 0, device=None, batch_size: int | None = None, size: int | None = None) -> dict:
     """Fit ``std_scale`` for ``method`` of a shipped prior on validation images of its tuning task
-    (:data:`scoremed.benchmarks.tuning.TUNING_TASK`, at the prior's size or natively for a
-    resolution-free prior) and report raw / sample-corrected / calibrated coverage on validation and
-    test images. Returns the record :func:`store_calibration` writes."""
+    (:data:`scoremed.benchmarks.tuning.TUNING_TASK`) and report raw / sample-corrected / calibrated
+    coverage on validation and test images. Returns the record :func:`store_calibration` writes.
+
+    ``size``: images resampled to size x size (a resolution-free prior only; cheaper than its native
+    size, which is the default); a fixed-size prior always works at its own size.
+    """
     from scoremed.benchmarks.tuning import TUNING_TASK, split_images
     from scoremed.settings import settings_for
     from scoremed.solve import sample_posterior
@@ -120,7 +127,10 @@ def calibrate(prior_name: str, method: str, n_val: int = 3, n_test: int = 3, n_s
     n_samples = check_int(n_samples, "n_samples", 2)
     prior = load_prior(prior_name, device=device)
     task_name, options = TUNING_TASK[prior_name]
-    size = None if prior.resolution_free else prior.image_shape[-1]
+    if not prior.resolution_free:
+        if size not in (None, prior.image_shape[-1]):
+            raise InputError(f"size: prior '{prior_name}' works on {prior.image_shape} images only, got {size}")
+        size = prior.image_shape[-1]
     sets = {split: split_images(prior_name, split, n, size) for split, n in (("val", n_val), ("test", n_test))}
     operator = get_task(task_name).make_operator(tuple(sets["val"][0].shape[1:]), options).to(prior.device)
     samples = {}
@@ -130,7 +140,8 @@ def calibrate(prior_name: str, method: str, n_val: int = 3, n_test: int = 3, n_s
     settings = settings_for(prior, method)
     record = calibration_record(sets["val"][0], samples["val"], sets["test"][0], samples["test"])
     record["validation"]["indices"], record["test"]["indices"] = sets["val"][1], sets["test"][1]
-    return {**record, "task": task_name, "steps": settings.steps, "seconds": round(time.perf_counter() - start, 1)}
+    return {**record, "task": task_name, "steps": settings.steps, "weights_sha256": prior.metadata.get("weights_sha256"),
+            "seconds": round(time.perf_counter() - start, 1)}
 
 
 def calibration_record(truth_val: torch.Tensor, samples_val: torch.Tensor, truth_test: torch.Tensor,
@@ -150,6 +161,9 @@ def store_calibration(prior_name: str, method: str, record: dict, directory=None
 
     path = Path(directory if directory is not None else SHIPPED_DIR) / f"{prior_name}.json"
     meta = read_json(path)
+    if record.get("weights_sha256") and record["weights_sha256"] != meta.get("weights_sha256"):
+        raise InputError(f"prior: '{prior_name}' was re-exported while it was calibrated ({path} has other weights); "
+                         "calibrate it again")
     meta.setdefault("calibration", {})[method] = record
     atomic_write_text(path, json.dumps(meta, indent=2))
     return path
@@ -168,6 +182,8 @@ def calibration_markdown(priors: dict[str, dict]) -> str:
         for method, r in (meta.get("calibration") or {}).items():
             for split in ("validation", "test"):
                 s = r[split]
+                if r.get("weights_sha256") not in (None, meta.get("weights_sha256")):
+                    continue                    # fitted for weights the prior no longer has
                 rows.append([name, method, r["task"], "x".join(map(str, r["image_size"])), r["n_samples"],
                              f"{r['std_scale']:.3f}", f"{split} ({len(s['indices'])} images)",
                              f"{s['coverage_raw']:.3f}", f"{s['coverage_sample_corrected']:.3f}",

@@ -34,7 +34,8 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--classical", nargs="+", choices=sorted(CLASSICAL_SETTINGS), default=None,
                    help="tune these tasks' classical baselines instead of solve settings")
     p.add_argument("--size", nargs="+", default=["native"],
-                   help="--classical: image sizes to tune at ('native' or a square size such as 64)")
+                   help="--classical: image sizes to tune at ('native' or a square size such as 64); --calibrate: "
+                        "one size to resample the images of a resolution-free prior to (default native)")
     p.add_argument("--calibrate", action="store_true", help="fit the posterior-std scale of --prior for --methods")
     p.add_argument("--samples", type=int, default=8, help="--calibrate: posterior samples per image")
     p.add_argument("--batch-size", type=int, default=None, help="--calibrate: images per sampler call")
@@ -77,8 +78,9 @@ def calibrate_priors(args: argparse.Namespace) -> None:
 
     for name in args.prior:
         for method in args.methods:
+            size = _size(args.size[0]) if args.size else None
             record = calibrate(name, method, args.images, args.test_images, args.samples, device=args.device,
-                               batch_size=args.batch_size)
+                               batch_size=args.batch_size, size=size)
             path = store_calibration(name, method, record)
             val, test = record["validation"], record["test"]
             print(f"{name} {method}: std_scale {record['std_scale']:.3f}; coverage (nominal 0.90) validation raw "

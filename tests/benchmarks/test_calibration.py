@@ -142,3 +142,21 @@ def test_a_comparison_writes_the_calibrated_std_and_says_so():
     results, std = run_comparison(y, operator, prior, **options)
     torch.testing.assert_close(std, raw * 2.0 * sample_factor(3))
     assert results["scoremed"].label == f"scoremed (projection; std x{2.0 * sample_factor(3):.2f}, calibrated)"
+
+
+def test_a_scale_fitted_for_other_weights_is_ignored_and_not_stored(tmp_path):
+    import json
+
+    from scoremed.benchmarks.calibration import store_calibration, stored_scale
+    from scoremed.errors import InputError
+
+    prior = scoremed.gaussian_prior(scoremed.VPSDE(), torch.zeros(4), torch.eye(4), (1, 2, 2))
+    prior.metadata.update(weights_sha256="new", calibration={"dds": {"std_scale": 1.5, "weights_sha256": "old"}})
+    assert stored_scale(prior, "dds") is None
+    prior.metadata["calibration"]["dds"]["weights_sha256"] = "new"
+    assert stored_scale(prior, "dds") == 1.5
+    (tmp_path / "p.json").write_text(json.dumps({"weights_sha256": "new"}))
+    with pytest.raises(InputError, match="^prior: 'p' was re-exported while it was calibrated"):
+        store_calibration("p", "dds", {"std_scale": 1.2, "weights_sha256": "old"}, tmp_path)
+    store_calibration("p", "dds", {"std_scale": 1.2, "weights_sha256": "new"}, tmp_path)
+    assert json.loads((tmp_path / "p.json").read_text())["calibration"]["dds"]["std_scale"] == 1.2
