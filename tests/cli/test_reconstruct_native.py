@@ -38,7 +38,20 @@ def test_image_file_is_reconstructed_at_its_own_size(smoke_patch_run, tmp_path):
     out = tmp_path / "out"
     assert run(["--prior", smoke_patch_run, "--input", image, "--accel", "2", "--out", out, *FAST]) == 0
     assert nib.load(out / "reconstruction.nii.gz").shape == (40, 56)
-    assert set(json.loads((out / "metrics.json").read_text())) == {"direct", "classical", "scoremed"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"direct", "classical", "scoremed"}
+    # the direct result is NumPy's zero-filled inverse FFT of the 40 x 56 image: simulated at its own grid
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from scoremed.io.images import to_unit_range
+    from scoremed.tasks.mri import Options, make_mask
+
+    truth = to_unit_range(np.load(image)).astype(np.float64)
+    mask = make_mask((40, 56), Options(accel=2, seed=0)).numpy()
+    kspace = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(truth), norm="ortho")) * mask
+    direct = np.real(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace), norm="ortho")))
+    expected = peak_signal_noise_ratio(truth, np.clip(direct, 0, 1), data_range=1.0)
+    assert metrics["direct"]["psnr"] == pytest.approx(expected, abs=1e-3)
     height, width = figure_size(out / "figure.png")
     assert height >= 40 and width >= 5 * 56          # five panels, each at least at the image's resolution
 
@@ -65,6 +78,25 @@ def test_nifti_volume_keeps_shape_affine_and_spacing(smoke_patch_run, tmp_path):
     np.testing.assert_allclose(recon.header.get_zooms(), source.header.get_zooms(), atol=1e-6)
     info = json.loads((out / "metrics.json").read_text())["input"]
     assert info["grid"] == [48, 40] and "own grid" in info["metrics"]   # axial slices: rows = Y, columns = X
+
+
+def test_dicom_series_keeps_its_grid_and_geometry_tags(smoke_patch_run, tmp_path):
+    from scoremed.io.dicom import encode_series, series_datasets, write_series
+
+    volume = _oblique_volume(tmp_path / "vol.nii.gz")
+    write_series(tmp_path / "series", encode_series(series_datasets(volume.get_fdata(), volume.affine, None, "MR")))
+    source = read_series(tmp_path / "series")
+    out, dicom_out = tmp_path / "out", tmp_path / "dicom_out"
+    assert run(["--prior", smoke_patch_run, "--input", tmp_path / "series", "--accel", "2", "--out", out,
+                "--dicom-out", dicom_out, "--batch-size", "3", *FAST]) == 0
+    written = read_series(dicom_out)
+    assert written.data.shape == source.data.shape == volume.shape
+    assert json.loads((out / "metrics.json").read_text())["input"]["grid"] == [48, 40]
+    np.testing.assert_allclose(written.affine, source.affine, atol=1e-5)
+    for old, new in zip(source.datasets, written.datasets):
+        assert (new.Rows, new.Columns) == (old.Rows, old.Columns)
+        for tag in ("PixelSpacing", "ImagePositionPatient", "ImageOrientationPatient"):
+            np.testing.assert_allclose([float(v) for v in new.get(tag)], [float(v) for v in old.get(tag)], atol=1e-5)
 
 
 def test_resize_reconstructs_on_a_smaller_grid_and_resamples_back(smoke_patch_run, tmp_path):
