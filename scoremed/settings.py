@@ -85,12 +85,24 @@ _NUMBERS = {"snr": (0.0, None), "t_start": (None, None), "lam": (0.0, 1.0), "zet
 _INTS = {"steps": 1, "n_corrector_steps": 0, "cg_iterations": 1}
 
 
-def settings_for(prior: ScorePrior, method: str, **overrides: Any) -> SolveSettings:
+def default_method(prior: ScorePrior) -> str:
+    """The method a prior recommends (``default_method`` in its metadata, chosen from measured
+    quality-versus-NFE curves), else "consistency"."""
+    method = prior.metadata.get("default_method", "consistency") if isinstance(prior.metadata, dict) else "consistency"
+    if method not in SETTINGS:
+        raise InputError(f"prior: '{prior.name}' recommends an unknown method {method!r}; expected one of {list(METHODS)}")
+    return method
+
+
+def settings_for(prior: ScorePrior, method: str | None, **overrides: Any) -> SolveSettings:
     """The method's dataclass defaults, then the prior's stored defaults, then explicit (non-None) overrides.
+
+    ``method`` None: the prior's :func:`default_method`.
 
     Every value is checked (type and range) whatever its source; an invalid stored default is
     reported as coming from the prior; a setting the method does not have is refused.
     """
+    method = default_method(prior) if method is None else method
     if not isinstance(method, str) or method not in SETTINGS:
         raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")
     cls = SETTINGS[method]

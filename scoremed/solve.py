@@ -128,7 +128,7 @@ def _model_measurement(y: torch.Tensor, operator, prior: ScorePrior) -> torch.Te
 
 
 def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | None = None,
-                     method: str = "consistency", steps: int | None = None, snr: float | None = None,
+                     method: str | None = None, steps: int | None = None, snr: float | None = None,
                      lam: float | None = None, zeta: float | None = None, predictor: str | None = None,
                      corrector: str | None = None, seed: int | None = None, device=None,
                      progress: bool = True, batch_size: int | None = None, start: str | None = None,
@@ -146,7 +146,8 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
         method: "consistency" (Song et al. 2022, needs a decomposable operator or uses A^H),
             "projection" (hard consistency with the clean measurement), "dps" (gradient
             guidance, normalised step) or "dds" (DDIM steps with CG data consistency on the
-            Tweedie estimate; about 50 steps; needs only ``forward`` and ``adjoint``).
+            Tweedie estimate; about 50 steps; needs only ``forward`` and ``adjoint``); None: the
+            method the prior recommends (its ``default_method``, else "consistency").
         steps, snr, lam, zeta, predictor, corrector: override the prior's stored defaults
             (lam: consistency / projection; zeta: dps).
         eta, cg_iterations, gamma: dds settings: DDIM stochasticity in [0, 1], CG iterations per
@@ -248,7 +249,7 @@ SOLVE_OPTIONS = {"zeta", "predictor", "corrector", "batch_size", "start", "t_sta
                  "compile", "eta", "cg_iterations", "gamma", "guard"}
 
 
-def solve(y: torch.Tensor, operator, prior: ScorePrior | None = None, method: str = "consistency",
+def solve(y: torch.Tensor, operator, prior: ScorePrior | None = None, method: str | None = None,
           steps: int | None = None, snr: float | None = None, lam: float | None = None, n_samples: int = 1,
           seed: int | None = None, device=None, progress: bool = True, **options: Any) -> torch.Tensor:
     """Reconstruct images (B, *image_shape) from measurement ``y``: the posterior mean of

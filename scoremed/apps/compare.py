@@ -9,6 +9,7 @@ import torch
 from scoremed.apps.metrics import mean_metrics
 from scoremed.benchmarks.calibration import calibrated_std
 from scoremed.prior import ScorePrior
+from scoremed.settings import default_method
 from scoremed.solve import sample_posterior
 from scoremed.tasks import classical_name, classical_reconstruction
 
@@ -38,7 +39,7 @@ def run_comparison(y: torch.Tensor, operator, prior: ScorePrior, truth: torch.Te
     direct, t_direct = _timed(lambda: operator.pseudo_inverse(y))
     classical, t_classical = _timed(lambda: classical_reconstruction(y, operator))
     samples, t_score = _timed(lambda: sample_posterior(y, operator, n_samples, prior=prior, **solve_options))
-    method = solve_options.get("method", "consistency")
+    method = solve_options.get("method") or default_method(prior)
     std, note = calibrated_std(samples, prior, method) if n_samples > 1 else (None, "")
     results = {
         "direct": MethodResult("direct (zero-filled / FBP / masked)", direct, t_direct),

@@ -51,8 +51,8 @@ class ReconstructOptions:
         task = get_task(self.op, "op")
         if self.operator is None:
             self.operator = task.options()
-        method = self.solve.get("method", "consistency")
-        if method not in METHODS:
+        method = self.solve.get("method")
+        if method is not None and method not in METHODS:
             raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")
         given = [name for name in ("input", "kspace", "sinogram") if getattr(self, name) is not None]
         if len(given) > 1:

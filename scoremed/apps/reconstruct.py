@@ -27,6 +27,7 @@ from scoremed.io.fastmri import is_hdf5, read_npy
 from scoremed.io.images import load_image, save_png
 from scoremed.io.nifti import save_nifti_slice
 from scoremed.io.volumes import is_volume_input
+from scoremed.settings import default_method
 from scoremed.tasks import ct, get_task
 from scoremed.training.checkpoint import load_prior
 
@@ -163,7 +164,7 @@ def reconstruct(options: ReconstructOptions, ctx=None) -> SliceOutputs | VolumeO
         return None
     if ctx is not None and ctx.is_distributed:
         log.info("one image: nothing to share out over %d processes; rank 0 reconstructs it", ctx.world_size)
-    log.info("prior '%s', method %s", prior.name, options.solve.get("method", "consistency"))
+    log.info("prior '%s', method %s", prior.name, options.solve.get("method") or default_method(prior))
     results, std = run_comparison(y.to(device), operator.to(device), prior,
                                   truth=truth.to(device) if truth is not None else None, n_samples=options.samples,
                                   seed=options.seed, progress=options.progress, **options.solve)

@@ -101,7 +101,7 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
                    help="also write a derived DICOM series (default folder: <out>/dicom)")
     s = p.add_argument_group("solver")
     s.add_argument("--prior", help="shipped prior name, .safetensors checkpoint or training run folder")
-    s.add_argument("--method", default="consistency", help=f"{', '.join(METHODS)} (default consistency)")
+    s.add_argument("--method", default=None, help=f"{', '.join(METHODS)} (default: the one the prior recommends)")
     s.add_argument("--steps", type=int, help="predictor steps (default: the prior's stored default)")
     s.add_argument("--snr", type=float, help="Langevin signal-to-noise ratio")
     s.add_argument("--lam", type=float, help="consistency weight in [0, 1]")
