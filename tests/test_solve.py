@@ -140,3 +140,16 @@ def test_dps_divergence_stops_with_the_step_number():
     assert 0 <= info.value.step < 60
     x_hat = scoremed.solve(op(x), op, prior=prior, method="dps", steps=60, seed=0, progress=False)   # default zeta
     assert ((op(x_hat) - op(x)).norm() / op(x).norm()) < 0.2
+
+
+def test_method_none_is_the_method_the_prior_recommends():
+    from scoremed.settings import default_method, settings_for
+
+    mean, cov = torch.full((16,), 0.5, dtype=torch.float64), 0.05 * torch.eye(16, dtype=torch.float64)
+    prior = scoremed.gaussian_prior(scoremed.VESDE(), mean, cov, image_shape=(1, 4, 4))
+    assert default_method(prior) == "consistency" and settings_for(prior, None).method == "consistency"
+    prior.metadata["default_method"] = "dds"
+    assert settings_for(prior, None).method == "dds" and settings_for(prior, "dps").method == "dps"
+    prior.metadata["default_method"] = "magic"
+    with pytest.raises(InputError, match="unknown method 'magic'"):
+        settings_for(prior, None)
