@@ -41,9 +41,10 @@ def test_tv_with_an_identity_operator_is_skimage_rof_denoising(noisy_disc, weigh
 
     identity = Inpainting(torch.ones(24, 24, dtype=torch.float64))       # ||A|| = 1: weight is the ROF weight
     reference = denoise_tv_chambolle(noisy_disc[0, 0].numpy(), weight=weight, eps=1e-12, max_num_iter=20000)
-    ours = tv_pdhg(noisy_disc, identity, weight, 3000, nonnegative=False)[0, 0].numpy()
-    assert np.abs(ours - reference).max() < 1e-3
-    doubled = tv_pdhg(noisy_disc, identity, 2 * weight, 3000, nonnegative=False)[0, 0].numpy()
+    # equal primal and dual steps converge fastest for denoising (the default ratio suits sparse data)
+    ours = tv_pdhg(noisy_disc, identity, weight, 2000, nonnegative=False, step_ratio=1.0)[0, 0].numpy()
+    assert np.abs(ours - reference).max() < 5e-4
+    doubled = tv_pdhg(noisy_disc, identity, 2 * weight, 2000, nonnegative=False, step_ratio=1.0)[0, 0].numpy()
     assert np.abs(doubled - reference).max() > 20 * np.abs(ours - reference).max()   # the test can tell weights
 
 
