@@ -33,6 +33,8 @@ from scoremed.training.checkpoint import load_prior
 
 log = logging.getLogger("scoremed")
 
+#: measurements with more pixels than this (256 x 256) get a note on the speed option ``resize``
+LARGE_PIXELS = 256 * 256
 #: tasks whose reconstructions are written as NIfTI (medical images); the others as PNG
 NIFTI_TASKS = ("mri", "ct")
 
@@ -160,6 +162,10 @@ def reconstruct(options: ReconstructOptions, ctx=None) -> SliceOutputs | VolumeO
         operator = task_operator(task, tuple(truth.shape[1:]), options.operator, what, "input")
         y = operator(truth)
         log.info("simulated a %s measurement from %s at %dx%d", options.op, source, *truth.shape[-2:])
+    h, w = (s or n for s, n in zip(operator.image_shape[-2:], y.shape[-2:]))   # Grayscale: free sizes, y's
+    if grid is None and not options.sinogram and h * w > LARGE_PIXELS:
+        log.info("reconstructing %dx%d images at the data's own grid: a patch prior's cost grows with the pixel "
+                 "count; the resize option (e.g. resize=256) trades resolution for speed", h, w)
     if ctx is not None and not ctx.is_main:
         return None
     if ctx is not None and ctx.is_distributed:
