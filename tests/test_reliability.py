@@ -215,7 +215,7 @@ BAD_SOLVE_ARGS = [
     ({"prior": "mri-brain"}, "prior: expected a scoremed.ScorePrior, got str; load one"),
     ({"prior": object()}, "prior: expected a scoremed.ScorePrior"),
     ({"method": "magic"}, "method: expected one of"),
-    ({"method": None}, "method: expected one of"),
+    ({"method": 3}, "method: expected one of"),
     ({"steps": 0}, "steps: expected an integer >= 1"),
     ({"steps": 2.5}, "steps: expected an integer"),
     ({"steps": "10"}, "steps: expected an integer"),
