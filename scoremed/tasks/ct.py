@@ -69,7 +69,7 @@ def sart(y: torch.Tensor, operator, iterations: int = 5, relaxation: float = 0.1
 
 BASELINES = (
     Baseline("tv", "TV, x >= 0 (PDHG)", tv_pdhg, untuned={"weight": 1e-3, "iterations": 200},
-             grid={"weight": [3e-5, 1e-4, 3e-4, 1e-3, 3e-3], "iterations": [50, 100, 200]}, steps="iterations"),
+             grid={"weight": [1e-4, 3e-4, 1e-3], "iterations": [100, 200, 400]}, steps="iterations"),
     Baseline("sart", "SART (skimage)", sart, untuned={"iterations": 5, "relaxation": 0.15},
              grid={"relaxation": [0.1, 0.3], "iterations": [5, 10, 20]}, steps="iterations",
              applies=skimage_geometry),

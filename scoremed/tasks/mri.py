@@ -167,7 +167,7 @@ BASELINES = (
     Baseline("tv-sigpy", "TV, complex (sigpy)", tv_sigpy, untuned={"lamda": 1e-3, "max_iter": 100},
              grid={"lamda": [3e-3, 1e-2, 3e-2], "sigma": [0.1], "max_iter": [200, 400, 800]}, steps="max_iter"),
     Baseline("tv", "TV, real x >= 0 (PDHG)", tv_pdhg, untuned={"weight": 1e-3, "iterations": 200},
-             grid={"weight": [1e-3, 3e-3, 1e-2, 3e-2], "iterations": [100, 200, 400, 800]}, steps="iterations",
+             grid={"weight": [3e-4, 1e-3, 3e-3, 1e-2], "iterations": [100, 200, 400, 800]}, steps="iterations",
              applies=applies_to_real_images),
 )
 
