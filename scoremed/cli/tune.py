@@ -5,7 +5,8 @@
 - ``--classical mri ct``: the classical baselines' parameters, maximising PSNR, stored in the
   tuned table (``scoremed/assets/baselines/classical.json``) with untuned vs tuned validation
   and test figures; ``--size 64`` for the fixed 64 x 64 priors, ``native`` for the data's own size;
-- ``--calibrate``: the posterior-std scale of shipped priors for ``--methods``, fitted on
+- ``--calibrate``: the posterior-std scale of shipped priors for ``--methods`` (default: the method
+  each prior recommends), fitted on
   ``--images`` validation images with ``--samples`` samples each and checked on ``--test-images``
   test images, stored in the prior's JSON under ``calibration`` (see
   :mod:`scoremed.benchmarks.calibration`).
@@ -28,7 +29,8 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prior", nargs="+", default=sorted(TUNING_TASK), help="shipped prior names")
-    p.add_argument("--methods", nargs="+", default=sorted(GRIDS))
+    p.add_argument("--methods", nargs="+", default=None,
+                   help=f"default: {' '.join(sorted(GRIDS))}; with --calibrate the method each prior recommends")
     p.add_argument("--steps", type=int, default=100, help="predictor steps used for tuning and stored")
     p.add_argument("--images", type=int, default=4, help="validation images")
     p.add_argument("--classical", nargs="+", choices=sorted(CLASSICAL_SETTINGS), default=None,
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             calibrate_priors(args)
             return 0
         for name in args.prior:
-            for method in args.methods:
+            for method in args.methods or sorted(GRIDS):
                 settings, trials = tune(name, method, args.steps, args.images)
                 path = store_defaults(name, method, settings, trials)
                 print(f"{name} {method}: {settings} -> {path}")
