@@ -170,7 +170,7 @@ def store_calibration(prior_name: str, method: str, record: dict, directory=None
 
 
 HEADER = ["prior", "method", "task", "size", "samples", "std scale", "split", "coverage raw",
-          "coverage n-corrected", "coverage calibrated", "corr(std, |error|)"]
+          "coverage n-corrected", "coverage calibrated", "corr(std, abs error)"]
 
 
 def calibration_markdown(priors: dict[str, dict]) -> str:
