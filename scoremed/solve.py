@@ -191,6 +191,8 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
                             cg_iterations=cg_iterations, gamma=gamma, guard=guard)
     y_model = _model_measurement(y, operator, prior)
     generator = make_generator(seed, device)
+    if seed is not None and callable(getattr(prior.score_fn, "reseed", None)):
+        prior.score_fn.reseed(seed)   # patch priors: reproducible tile offsets and background noise
     sde = schedule(prior.sde, settings)
     batch = y.shape[0]
     y_all = y_model.repeat(n, *([1] * (y.ndim - 1)))

@@ -77,6 +77,13 @@ class PatchScore(nn.Module):
         self._offsets = torch.Generator().manual_seed(self.seed)
         self._noise: dict[torch.device, torch.Generator] = {}
 
+    def reseed(self, seed: int) -> None:
+        """Restart the tile offsets and background noise from ``seed`` (samplers call this with their
+        own seed, so a seeded run of a patch prior is reproducible)."""
+        self.seed = int(seed)
+        self._offsets.manual_seed(self.seed)
+        self._noise.clear()
+
     def _noise_generator(self, device: torch.device) -> torch.Generator:
         if device not in self._noise:
             self._noise[device] = torch.Generator(device=device).manual_seed(self.seed + 1)

@@ -49,6 +49,8 @@ def sample(prior: ScorePrior, n: int = 1, method: str = "pc", steps: int | None 
     prior.to(device)
     sde = prior.sde if steps is None else prior.sde.with_steps(steps)
     generator = make_generator(seed, device)
+    if seed is not None and callable(getattr(prior.score_fn, "reseed", None)):
+        prior.score_fn.reseed(seed)   # patch priors: reproducible tile offsets and background noise
     out = []
     for start in range(0, n, batch_size):
         batch_shape = (min(batch_size, n - start), *image_shape)
