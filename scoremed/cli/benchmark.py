@@ -26,6 +26,17 @@ from scoremed.errors import InputError
 REPORT = "docs/benchmarks.md"
 
 
+def run_options(p: argparse.ArgumentParser, section: str) -> argparse.ArgumentParser:
+    """Options shared by the quality benchmarks: device, threads and where the report and figures go."""
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--section", default=section, help="report section name (lets parallel runs share the file)")
+    p.add_argument("--note", default="", help="free text recorded above the table (machine, load)")
+    p.add_argument("--report", default=REPORT, help=f"Markdown report to write the section into (default {REPORT})")
+    p.add_argument("--figures", default="docs/figures", help="folder of the per-task figures (default docs/figures)")
+    return p
+
+
 def quality_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from scoremed.benchmarks.quality import TASKS
 
@@ -36,13 +47,7 @@ def quality_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="NFE levels of the methods other than consistency (default: --nfe)")
     p.add_argument("--methods", nargs="+", default=["consistency", "projection", "dps"])
     p.add_argument("--tasks", nargs="+", default=[t.name for t in TASKS])
-    p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--section", default="quality", help="report section name (lets parallel runs share the file)")
-    p.add_argument("--note", default="", help="free text recorded above the table (machine, load)")
-    p.add_argument("--report", default=REPORT, help=f"Markdown report to write the section into (default {REPORT})")
-    p.add_argument("--figures", default="docs/figures", help="folder of the per-task figures (default docs/figures)")
-    return p
+    return run_options(p, "quality")
 
 
 def native_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -53,13 +58,7 @@ def native_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", default=["dds", "consistency"])
     p.add_argument("--tasks", nargs="+", default=[t.name for t in TASKS])
     p.add_argument("--no-real", action="store_true", help="skip the real MR/CT images")
-    p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--section", default="native", help="report section name (lets parallel runs share the file)")
-    p.add_argument("--note", default="", help="free text recorded above the table (machine, load)")
-    p.add_argument("--report", default=REPORT, help=f"Markdown report to write the section into (default {REPORT})")
-    p.add_argument("--figures", default="docs/figures", help="folder of the per-task figures (default docs/figures)")
-    return p
+    return run_options(p, "native")
 
 
 def native(args: argparse.Namespace) -> int:
