@@ -33,6 +33,10 @@ class InputError(ValueError):
     """
 
 
+class MissingDependency(InputError, ImportError):
+    """An optional package a feature needs is not installed; the message says which extra to install."""
+
+
 class SamplingDiverged(FloatingPointError):
     """Sampling produced non-finite values; ``step`` is the first bad step (None if unknown)."""
 

@@ -269,3 +269,12 @@ def test_native_phantom_regions_inside_disc_and_textured(region):
         return np.mean(hp[x > 0.6] ** 2)
 
     assert fine(img) > 2 * fine(flat)
+
+
+def test_a_missing_optional_package_is_a_clear_input_error():
+    from scoremed.data._common import require
+    from scoremed.errors import InputError, MissingDependency
+
+    with pytest.raises(MissingDependency, match=r"scoremed\[data\]") as info:
+        require("scoremed_no_such_package")
+    assert isinstance(info.value, InputError) and isinstance(info.value, ImportError)

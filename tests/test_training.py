@@ -140,3 +140,22 @@ def test_sigterm_saves_a_checkpoint_at_the_current_step(tmp_path):
     last_logged = int((tmp_path / "log.csv").read_text().splitlines()[-1].split(",")[0])
     saved = int(latest_checkpoint(tmp_path).name.split("_")[1])
     assert saved >= last_logged and "interrupted" in err
+
+
+def test_init_starts_from_a_priors_weights_and_refuses_another_architecture(tmp_path, smoke_run):
+    from scoremed.data import training_dataset
+
+    config = load_config(REPO_ROOT / "configs" / "smoke.yaml")
+    source = scoremed.load_prior(smoke_run)
+    tuned = Trainer(config, training_dataset(config), tmp_path / "tuned", progress=False, init=smoke_run)
+    assert tuned.step == 0
+    for a, b in zip(tuned.model.parameters(), source.network.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    tuned.train(2)
+    meta = json.loads((latest_checkpoint(tmp_path / "tuned") / "metadata.json").read_text())
+    assert meta["initialised_from"]["prior"] == str(smoke_run) and meta["step"] == 2
+    with pytest.raises(InputError, match="either resume or init"):
+        Trainer(config, training_dataset(config), tmp_path / "tuned", progress=False, init=smoke_run, resume=True)
+    other = tiny_config(steps=1)
+    with pytest.raises(InputError, match=r"\(init\) does not match the architecture"):
+        Trainer(other, GaussianImages(*smooth_gaussian(8), n=8), tmp_path / "x", progress=False, init=smoke_run)

@@ -44,6 +44,9 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run folder (default: runs/<config name>)")
     p.add_argument("--steps", type=int, default=None, help="total training steps (default: config)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--init", default=None, metavar="PRIOR",
+                   help="start from a trained prior's weights (shipped name, .safetensors or run folder) of the "
+                        "same architecture: fine-tune it on --data, or train a shipped prior further")
     p.add_argument("--device", default=None,
                    help="cpu, cuda, cuda:N (default: cuda if available; under torchrun cuda:LOCAL_RANK)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: config)")
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         log.info("training '%s' on %s into %s%s", config.name, source, out,
                  f" with {dist.world_size} processes ({dist.backend})" if dist.is_distributed else "")
         trainer = Trainer(config, training_dataset(config), out, device=dist.device, resume=args.resume,
-                          progress=not args.no_progress, dist=dist)
+                          progress=not args.no_progress, dist=dist, init=args.init)
         try:
             summary = trainer.train(args.steps)
         except TrainingDiverged as exc:

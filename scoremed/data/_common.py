@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from scoremed.errors import InputError
+from scoremed.errors import InputError, MissingDependency
 
 SPLITS = ("train", "val", "test")
 DEFAULT_LENGTH = {"train": 100_000, "val": 64, "test": 64}
@@ -23,7 +23,7 @@ def require(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise ImportError(
+        raise MissingDependency(
             f"the built-in training data needs the optional package {module!r}; "
             "install it with `pip install 'scoremed[data]'`"
         ) from err

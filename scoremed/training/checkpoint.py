@@ -337,6 +337,15 @@ def load_prior(name_or_path: str | os.PathLike, device: torch.device | str | Non
     From a training run the EMA weights of the latest checkpoint are used.
     """
     device = check_device(device)
+    meta, weights, weights_path = read_prior_weights(name_or_path)
+    return prior_from_parts(meta, weights, weights_path, meta.get("name", str(name_or_path)), device)
+
+
+def read_prior_weights(name_or_path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
+    """(metadata, network weights, weights file) of a shipped name, ``.safetensors`` file or run folder.
+
+    From a training run: the EMA weights of the latest checkpoint. Checksums are verified.
+    """
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise InputError(f"prior: expected a shipped prior name or a checkpoint path, got {type(name_or_path).__name__}")
     if "\0" in str(name_or_path):
@@ -351,4 +360,4 @@ def load_prior(name_or_path: str | os.PathLike, device: torch.device | str | Non
     weights = read_safetensors(weights_path, checksum)
     if prefix:
         weights = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-    return prior_from_parts(meta, weights, weights_path, meta.get("name", str(name_or_path)), device)
+    return meta, weights, weights_path

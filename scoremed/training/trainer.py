@@ -27,8 +27,9 @@ from scoremed.networks import build_score_network
 from scoremed.networks.speed import fast_score, resolve_compile, resolve_precision
 from scoremed.prior import ScorePrior
 from scoremed.sde import SDE, sde_from_config
-from scoremed.training.checkpoint import (latest_checkpoint, prior_metadata, read_json, read_safetensors,
-                                          read_training_state, save_training_checkpoint)
+from scoremed.training.checkpoint import (latest_checkpoint, load_weights_strict, prior_metadata, read_json,
+                                          read_prior_weights, read_safetensors, read_training_state,
+                                          save_training_checkpoint)
 from scoremed.training.config import Config
 from scoremed.training.distributed import DistContext
 from scoremed.training.ema import EMA
@@ -97,12 +98,16 @@ class Trainer:
         run_dir: where checkpoints, ``log.csv`` and ``latest`` go.
         device: torch device; defaults to CUDA when available (``dist.device`` when given).
         resume: continue from the latest checkpoint in ``run_dir`` (error if none).
+        init: start from the weights of a trained prior of the same architecture (a shipped name,
+            ``.safetensors`` file or run folder) instead of a random network: fine-tuning, or more
+            steps for a shipped prior. The optimiser and the step count start afresh.
         dist: the process's place in a torchrun job (:func:`scoremed.training.distributed.init_distributed`);
             None: a single process.
     """
 
     def __init__(self, config: Config, dataset: Dataset, run_dir: str | os.PathLike, device=None,
-                 resume: bool = False, progress: bool = True, dist: DistContext | None = None):
+                 resume: bool = False, progress: bool = True, dist: DistContext | None = None,
+                 init: str | os.PathLike | None = None):
         self.config, self.dataset, self.run_dir = config, dataset, Path(run_dir)
         if dist is not None and dist.is_distributed:
             device = dist.device
@@ -124,8 +129,13 @@ class Trainer:
         self.ema = EMA(self.model, tc.ema_decay)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
         self.step = 0
+        self.initialised_from: dict | None = None
+        if resume and init is not None:
+            raise InputError("init: a resumed run continues from its own checkpoint; give either resume or init")
         if resume:
             self._resume()
+        elif init is not None:
+            self._initialise(init)
         self.forward_model = self._wrap(self.model)
         # compile is applied by _wrap (around DDP), so the speed wrapper only adds autocast / channels-last
         self._fast_model = fast_score(self.forward_model, self.device, self.precision, self.channels_last, "off")
@@ -152,7 +162,9 @@ class Trainer:
     def metadata(self) -> dict:
         prior = ScorePrior(self.sde, self.ema.module, self.config.image_shape(), name=self.config.name,
                            solve_defaults=self.config.solve)
-        return prior_metadata(prior, self.config.architecture(), name=self.config.name, config=self.config.to_dict())
+        extra = {"initialised_from": self.initialised_from} if self.initialised_from else {}
+        return prior_metadata(prior, self.config.architecture(), name=self.config.name, config=self.config.to_dict(),
+                              **extra)
 
     def save(self) -> Path | None:
         """Write a checkpoint (rank 0 only; other ranks return None)."""
@@ -164,6 +176,14 @@ class Trainer:
                                         keep=self.config.training.keep_checkpoints)
         log.info("checkpoint written: %s", path)
         return path
+
+    def _initialise(self, init: str | os.PathLike) -> None:
+        meta, weights, where = read_prior_weights(init)
+        load_weights_strict(self.model, weights, f"{where} (init)")
+        self.ema.module.load_state_dict(self.model.state_dict())
+        step = meta.get("training", {}).get("step", meta.get("step"))
+        self.initialised_from = {"prior": str(init), "step": step}
+        log.info("initialised from %s (trained %s steps)", where, step)
 
     def _resume(self) -> None:
         ckpt = latest_checkpoint(self.run_dir)
@@ -177,6 +197,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"].cpu())
         self.step = int(meta["step"])
+        self.initialised_from = meta.get("initialised_from")
         before = int(state.get("world_size", 1))
         log.info("resumed from %s at step %d%s", ckpt, self.step,
                  f" (checkpoint of a {before}-process run, now {self.dist.world_size} processes)"
