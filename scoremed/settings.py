@@ -12,7 +12,7 @@ from scoremed.prior import ScorePrior
 #: where the reverse process starts: pure noise at T, or the direct reconstruction perturbed to t_start
 STARTS = ("noise", "direct")
 #: predictors that step through the Tweedie estimate (the ones ``dds`` can refine)
-DENOISING_PREDICTORS = ("ddim", "dpm2m")
+DENOISING_PREDICTORS = ("ddim", "dpm2m", "diffpir")
 
 
 @dataclass
@@ -75,13 +75,28 @@ class DDSSettings(SolveSettings):
     gamma: float | None = None    #: None: noiseless A^H A x = A^H y; else (I + gamma A^H A) x = x0 + gamma A^H y
 
 
+@dataclass
+class DiffPIRSettings(SolveSettings):
+    """DiffPIR (Zhu et al. 2023): the exact proximal point of the data term on the Tweedie estimate, then
+    a step with the noise re-estimated from it (the peer method of ``dds``, same network and loop)."""
+
+    steps: int = 50
+    predictor: str = "diffpir"
+    corrector: str = "none"
+    eta: float = 1.0              #: DiffPIR's zeta: share of fresh noise in each step, in [0, 1]
+    cg_iterations: int = 20       #: CG iterations of the proximal solve (enough to converge)
+    prox_lambda: float = 7.0      #: DiffPIR's lambda: weight of the estimate against the data
+    sigma_y: float = 0.0          #: assumed noise std of y (model units); 0: noiseless, exact data fit
+
+
 SETTINGS: dict[str, type[SolveSettings]] = {"consistency": ConsistencySettings, "projection": ProjectionSettings,
-                                            "dps": DPSSettings, "dds": DDSSettings}
+                                            "dps": DPSSettings, "dds": DDSSettings, "diffpir": DiffPIRSettings}
 METHODS = tuple(SETTINGS)
 
 #: per-field checks: (kind, low, high)
 _NUMBERS = {"snr": (0.0, None), "t_start": (None, None), "lam": (0.0, 1.0), "zeta": (0.0, None),
-            "guard": (1.0, None), "eta": (0.0, 1.0), "gamma": (0.0, None)}
+            "guard": (1.0, None), "eta": (0.0, 1.0), "gamma": (0.0, None), "prox_lambda": (1e-6, None),
+            "sigma_y": (0.0, None)}
 _INTS = {"steps": 1, "n_corrector_steps": 0, "cg_iterations": 1}
 
 
@@ -145,7 +160,7 @@ def settings_for(prior: ScorePrior, method: str | None, **overrides: Any) -> Sol
                 raise InputError(f"{name(key)}: expected one of {list(allowed)}, got {value!r}")
             checked[key] = value
     settings = cls(method=method, **checked)
-    if method == "dds" and settings.predictor not in DENOISING_PREDICTORS:
-        raise InputError(f"{name('predictor')}: method 'dds' refines the Tweedie estimate inside the step; expected "
+    if method in ("dds", "diffpir") and settings.predictor not in DENOISING_PREDICTORS:
+        raise InputError(f"{name('predictor')}: method '{method}' refines the Tweedie estimate inside the step; expected "
                          f"one of {list(DENOISING_PREDICTORS)}, got {settings.predictor!r}")
     return settings

@@ -19,7 +19,7 @@ from scoremed.networks import fast_score
 from scoremed.operators import as_operator
 from scoremed.prior import ScorePrior
 from scoremed.sampling import (CORRECTORS, PREDICTORS, ConsistencyStep, DDSStep, DivergenceWatch, DPSGuidance,
-                               check_prior, pc_sampler, pick, truncated)
+                               ProximalStep, check_prior, pc_sampler, pick, truncated)
 from scoremed.sampling.conditioning import as_image
 from scoremed.settings import METHODS, STARTS, SolveSettings, settings_for  # noqa: F401 - public through solve
 from scoremed.tasks import default_prior_name
@@ -134,7 +134,8 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
                      progress: bool = True, batch_size: int | None = None, start: str | None = None,
                      t_start: float | None = None, precision: str | None = None, channels_last: bool | None = None,
                      compile: str | bool | None = None, eta: float | None = None, cg_iterations: int | None = None,
-                     gamma: float | None = None, guard: float | None = None) -> torch.Tensor:
+                     gamma: float | None = None, guard: float | None = None, prox_lambda: float | None = None,
+                     sigma_y: float | None = None) -> torch.Tensor:
     """``n`` posterior samples given measurement ``y``; shape (n, B, *image_shape), data space, where
     image_shape is the prior's, or the operator's image size for a resolution-free prior.
 
@@ -146,13 +147,17 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
         method: "consistency" (Song et al. 2022, needs a decomposable operator or uses A^H),
             "projection" (hard consistency with the clean measurement), "dps" (gradient
             guidance, normalised step) or "dds" (DDIM steps with CG data consistency on the
-            Tweedie estimate; about 50 steps; needs only ``forward`` and ``adjoint``); None: the
+            Tweedie estimate; about 50 steps; needs only ``forward`` and ``adjoint``), "diffpir"
+            (Zhu et al. 2023: exact proximal data step, noise re-estimated from it); None: the
             method the prior recommends (its ``default_method``, else "consistency").
         steps, snr, lam, zeta, predictor, corrector: override the prior's stored defaults
             (lam: consistency / projection; zeta: dps).
         eta, cg_iterations, gamma: dds settings: DDIM stochasticity in [0, 1], CG iterations per
             step, gamma (None: noiseless normal equations; else the weight of the data in
-            (I + gamma A^H A) x = x0 + gamma A^H y).
+            (I + gamma A^H A) x = x0 + gamma A^H y). diffpir: eta is DiffPIR's zeta (share of fresh
+            noise), cg_iterations solve its proximal step.
+        prox_lambda, sigma_y: diffpir's lambda and the assumed noise std of y (model units; 0:
+            noiseless, the estimate is fitted to y exactly).
         guard: dps: an estimate with |y - A x0_hat| > guard |y| takes the unguided step; a run
             whose final estimate fits y worse than its first one raises
             :class:`~scoremed.errors.SamplingDiverged` naming the step it diverged from.
@@ -188,7 +193,8 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
     settings = settings_for(prior, method, steps=steps, snr=snr, lam=lam, zeta=zeta,
                             predictor=predictor, corrector=corrector, start=start, t_start=t_start,
                             precision=precision, channels_last=channels_last, compile=compile, eta=eta,
-                            cg_iterations=cg_iterations, gamma=gamma, guard=guard)
+                            cg_iterations=cg_iterations, gamma=gamma, guard=guard, prox_lambda=prox_lambda,
+                            sigma_y=sigma_y)
     y_model = _model_measurement(y, operator, prior)
     generator = make_generator(seed, device)
     if seed is not None and callable(getattr(prior.score_fn, "reseed", None)):
@@ -221,6 +227,9 @@ def _reconstruct(prior, sde, operator, y, settings: SolveSettings, generator, de
     elif settings.method == "dds":
         conditioning = DDSStep(operator, y, settings.cg_iterations, settings.gamma)
         predictor = functools.partial(predictor, eta=settings.eta)
+    elif settings.method == "diffpir":
+        conditioning = ProximalStep(sde, operator, y, settings.cg_iterations, settings.prox_lambda, settings.sigma_y)
+        predictor = functools.partial(predictor, eta=settings.eta)
     else:
         conditioning = ConsistencyStep(sde, operator, y, lam=settings.lam, generator=generator,
                                        perturb=settings.method == "consistency")
@@ -248,7 +257,7 @@ def _raise_if_guard_tripped(guidance: DPSGuidance, settings: SolveSettings) -> N
 
 
 SOLVE_OPTIONS = {"zeta", "predictor", "corrector", "batch_size", "start", "t_start", "precision", "channels_last",
-                 "compile", "eta", "cg_iterations", "gamma", "guard"}
+                 "compile", "eta", "cg_iterations", "gamma", "guard", "prox_lambda", "sigma_y"}
 
 
 def solve(y: torch.Tensor, operator, prior: ScorePrior | None = None, method: str | None = None,

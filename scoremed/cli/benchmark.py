@@ -4,6 +4,8 @@
   images, one figure per task; ``--quick`` runs 4 images at one NFE level in a few minutes.
 - ``native``: the same comparison at native resolution, on held-out test images and on real
   MR/CT scans shipped inside Python packages, with seconds and peak memory per image.
+- ``curves``: PSNR / SSIM against network evaluations of every method on validation images, the CG
+  step's cost against a network evaluation, and each prior's default chosen from them (``--store``).
 - ``speed`` (``scripts/benchmark_speed.py``): sampler overhead, training throughput (1 vs 2
   processes), seconds per slice and PSNR against the number of score evaluations. Run it with
   one torch thread per process (the default here) for comparable numbers; ``--json PATH``
@@ -71,6 +73,33 @@ def native(args: argparse.Namespace) -> int:
     return 0
 
 
+def curves_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from scoremed.benchmarks.curves import CURVE_TASKS, METHODS, NFE_LEVELS
+
+    p.add_argument("--priors", nargs="+", default=list(CURVE_TASKS), help="shipped priors (default: all)")
+    p.add_argument("--images", type=int, default=2, help="validation images per prior (default 2)")
+    p.add_argument("--crop", type=int, default=128,
+                   help="central crop of each validation image, at native pixel size (default 128; 0: whole image)")
+    p.add_argument("--nfe", type=int, nargs="+", default=list(NFE_LEVELS))
+    p.add_argument("--methods", nargs="+", default=list(METHODS))
+    p.add_argument("--max-nfe-other", type=int, default=200,
+                   help="NFE cap of the methods after the first two of --methods (default 200)")
+    p.add_argument("--tolerance", type=float, default=0.5, help="dB below the best a default may be (default 0.5)")
+    p.add_argument("--store", action="store_true", help="write each prior's chosen default into its JSON")
+    return run_options(p, "curves")
+
+
+def curves(args: argparse.Namespace) -> int:
+    from scoremed.benchmarks.curves import run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    levels = {m: [n for n in args.nfe if i < 2 or n <= args.max_nfe_other] for i, m in enumerate(args.methods)}
+    run(args.priors, args.images, args.crop or None, levels, args.report, args.section, args.figures,
+        tolerance=args.tolerance, store=args.store, note=args.note, device=args.device)
+    return 0
+
+
 def speed_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from scoremed.benchmarks.speed import SECTIONS
 
@@ -129,16 +158,17 @@ def speed(args: argparse.Namespace) -> int:
 
 def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="benchmark", metavar="{quality,native,speed}", required=True)
+    sub = p.add_subparsers(dest="benchmark", metavar="{quality,native,curves,speed}", required=True)
     quality_parser(sub.add_parser("quality", help="reconstruction quality on held-out test images"))
     native_parser(sub.add_parser("native", help="quality at native resolution: held-out and real scans"))
+    curves_parser(sub.add_parser("curves", help="quality against network evaluations on validation images"))
     speed_parser(sub.add_parser("speed", help="sampler overhead, training throughput, PSNR against evaluations"))
     return p
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser(prog).parse_args(argv)
-    return {"quality": quality, "native": native, "speed": speed}[args.benchmark](args)
+    return {"quality": quality, "native": native, "curves": curves, "speed": speed}[args.benchmark](args)
 
 
 if __name__ == "__main__":

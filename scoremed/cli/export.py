@@ -6,10 +6,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, save_prior
+from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, read_json, save_prior
 from scoremed.cli.common import run_cli
 
 log = logging.getLogger("scoremed")
+#: what a re-export keeps from the prior it replaces: the choices measured on validation images
+#: (a calibration records the weights it was fitted to, so a stale one is ignored, not misapplied)
+KEPT = ("default_method", "solve_defaults", "tuning", "curves", "calibration")
 
 
 def parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -18,6 +21,8 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="prior name, e.g. mri-brain")
     p.add_argument("--out-dir", default=str(SHIPPED_DIR), help="where NAME.safetensors/.json go")
     p.add_argument("--wall-time", default=None, help="training wall time to record, e.g. '2 h on 2 CPU cores'")
+    p.add_argument("--fresh", action="store_true",
+                   help=f"do not keep {', '.join(KEPT)} of an existing NAME.json in --out-dir")
     return p
 
 
@@ -26,8 +31,20 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     prior = load_prior(args.run)
     meta = prior.metadata
     prior.name = args.name
-    extra = {"training": {"step": meta["step"], "config": meta.get("config"), "wall_time": args.wall_time,
-                          "command": f"python scripts/train_prior.py --config {args.name} --steps {meta['step']}"}}
+    init = meta.get("initialised_from")
+    command = f"python scripts/train_prior.py --config {args.name} --steps {meta['step']}"
+    training = {"step": meta["step"], "config": meta.get("config"), "wall_time": args.wall_time,
+                "command": command + (f" --init {init['prior']}" if init else "")}
+    if init:
+        training["initialised_from"] = init
+    extra = {"training": training}
+    existing = Path(args.out_dir) / f"{args.name}.json"
+    if existing.is_file() and not args.fresh:
+        previous = read_json(existing)
+        kept = {key: previous[key] for key in KEPT if key in previous}
+        prior.solve_defaults = kept.pop("solve_defaults", prior.solve_defaults)
+        extra.update(kept)
+        log.info("kept %s of %s", ", ".join(k for k in KEPT if k in previous) or "nothing", existing)
     path = save_prior(Path(args.out_dir) / args.name, prior, meta["architecture"], extra_metadata=extra)
     log.info("exported step %d of %s to %s", meta["step"], args.run, path)
     return 0

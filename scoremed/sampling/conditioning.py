@@ -208,11 +208,36 @@ class DDSStep(Conditioning):
         return as_image(self.operator.adjoint(self.operator(x)), x)
 
     def refine(self, x0, t):
+        return self.consistent(x0, None if self.gamma is None else float(self.gamma))
+
+    def consistent(self, x0: torch.Tensor, gamma: float | torch.Tensor | None) -> torch.Tensor:
+        """CG from x0 on the noiseless (gamma None) or noisy normal equations; gamma a number or (B, 1, ...)."""
         if self._adjoint_y is None:
             self._adjoint_y = as_image(self.operator.adjoint(self.y), x0).to(x0.dtype)
-        if self.gamma is None:
+        if gamma is None:
             return conjugate_gradient(self._normal, self._adjoint_y, x0, self.iterations)
-        gamma = float(self.gamma)
         return conjugate_gradient(lambda x: x + gamma * self._normal(x), x0 + gamma * self._adjoint_y, x0,
                                   self.iterations)
 
+
+
+class ProximalStep(DDSStep):
+    """DiffPIR's data step (Zhu et al., CVPRW 2023): the Tweedie estimate replaced by the proximal point
+    argmin_x ||y - A x||^2 + rho_t ||x - x0_hat||^2, rho_t = lam sigma_y^2 / sigma_t^2,
+
+    with sigma_t = std(t) / a(t) the noise level of the estimate's input: CG on
+    ``(I + gamma_t A^H A) x = x0_hat + gamma_t A^H y``, gamma_t = 1 / rho_t, started at x0_hat.
+    ``sigma_y`` = 0 (noiseless data): the least-squares solution nearest x0_hat (``A^H A x = A^H y``).
+    Enough ``iterations`` make it the exact proximal point; DDS instead stops after a few.
+    """
+
+    def __init__(self, sde: SDE, operator, y: torch.Tensor, iterations: int = 20, lam: float = 7.0,
+                 sigma_y: float = 0.0):
+        super().__init__(operator, y, iterations, None)
+        self.sde, self.lam, self.sigma_y = sde, float(lam), float(sigma_y)
+
+    def refine(self, x0, t):
+        if self.sigma_y == 0.0:
+            return self.consistent(x0, None)
+        level = self.sde.marginal_std(t) / self.sde.mean_coeff(t)
+        return self.consistent(x0, append_dims(level * level / (self.lam * self.sigma_y ** 2), x0.ndim).to(x0.dtype))

@@ -142,13 +142,35 @@ class DPMSolver2M(DDIM):
         return (1 + w) * x0 - w * x0_prev
 
 
+class DiffPIR(DDIM):
+    """DiffPIR's step (Zhu et al., CVPRW 2023) in the (a, std) form of any SDE.
+
+    Towards the data estimate x0 (refined when a conditioning refines it) with the noise
+    re-estimated *from that estimate* and mixed with fresh noise:
+    ``x <- a_s x0 + std_s (sqrt(1 - eta) e + sqrt(eta) z)``, ``e = (x - a_t x0) / std_t``.
+    ``eta`` is DiffPIR's zeta: 0 deterministic, 1 all fresh noise. The last step returns x0.
+    """
+
+    def update(self, x, t):
+        a_t, std_t, a_s, std_s, _ = self._coefficients(t)
+        score = self.score_fn(x, t)
+        x0 = (x + append_dims(std_t * std_t, x.ndim) * score) / append_dims(a_t, x.ndim)
+        if self.refine is not None:
+            x0 = self.refine(x0, t)
+        noise_hat = (x - append_dims(a_t, x.ndim) * x0) / append_dims(std_t, x.ndim)
+        x_mean = append_dims(a_s, x.ndim) * x0 + append_dims(std_s * (1 - self.eta) ** 0.5, x.ndim) * noise_hat
+        if self.eta == 0.0:
+            return x_mean, x_mean
+        return x_mean + append_dims(std_s * self.eta ** 0.5, x.ndim) * randn_like(x, self.generator), x_mean
+
+
 class NoPredictor(Predictor):
     def update(self, x, t):
         return x, x
 
 
 PREDICTORS = {"euler_maruyama": EulerMaruyama, "reverse_diffusion": ReverseDiffusion, "ancestral": Ancestral,
-              "ddim": DDIM, "dpm2m": DPMSolver2M, "none": NoPredictor}
+              "ddim": DDIM, "dpm2m": DPMSolver2M, "diffpir": DiffPIR, "none": NoPredictor}
 
 
 def pick(table: dict, name: str, argument: str):

@@ -52,3 +52,22 @@ def test_library_argument_names_become_flags_and_exit_2(capsys):
     assert capsys.readouterr().err == "error: --kspace-mask: the mask samples nothing\n"
     assert run_cli(failing("operator (x.h5): bad")) == 2          # not an option: unchanged
     assert capsys.readouterr().err == "error: operator (x.h5): bad\n"
+
+
+def test_export_keeps_the_measured_choices_of_the_prior_it_replaces(tmp_path, smoke_run):
+    import json
+
+    import scoremed
+
+    out = tmp_path / "priors"
+    assert main(["export", str(smoke_run), "--name", "p", "--out-dir", str(out)]) == 0
+    meta = json.loads((out / "p.json").read_text())
+    assert "default_method" not in meta and meta["training"]["command"].endswith(f"--steps {meta['training']['step']}")
+    meta.update(default_method="dds", solve_defaults={"dds": {"steps": 30}}, calibration={"dds": {"std_scale": 2.0}})
+    (out / "p.json").write_text(json.dumps(meta))
+    assert main(["export", str(smoke_run), "--name", "p", "--out-dir", str(out)]) == 0
+    again = json.loads((out / "p.json").read_text())
+    assert again["default_method"] == "dds" and again["calibration"] == {"dds": {"std_scale": 2.0}}
+    assert scoremed.load_prior(out / "p.safetensors").solve_defaults == {"dds": {"steps": 30}}
+    assert main(["export", str(smoke_run), "--name", "p", "--out-dir", str(out), "--fresh"]) == 0
+    assert "default_method" not in json.loads((out / "p.json").read_text())

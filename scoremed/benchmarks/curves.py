@@ -1,0 +1,194 @@
+"""Quality against network evaluations on *validation* images (``scoremed benchmark curves``).
+
+For each shipped prior's tuning task: PSNR / SSIM and seconds per image of every method at
+several NFE levels, the cost of one CG data-consistency step against one network evaluation at
+the same image size, and the default the curves choose — the cheapest (method, NFE) within
+``tolerance`` dB of the best point measured. ``--store`` writes that choice into the prior's JSON
+(``default_method``, ``solve_defaults[method].steps``, the curve under ``curves``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from scoremed.apps.metrics import mean_metrics
+from scoremed.benchmarks.quality import Task, steps_for
+from scoremed.benchmarks.report import markdown_table, write_report_section
+from scoremed.benchmarks.tuning import split_images
+from scoremed.errors import InputError, SamplingDiverged
+from scoremed.io.atomic import atomic_write, atomic_write_text
+from scoremed.sampling import DDSStep
+from scoremed.solve import sample_posterior
+from scoremed.tasks import ct, get_task, inpaint, mri
+from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, read_json
+
+log = logging.getLogger("scoremed")
+
+#: the task each shipped prior's curves are measured on
+CURVE_TASKS = {"mri-brain": Task("mri-4x", "mri", "mri-brain", mri.Options(accel=4, mask="random")),
+               "ct-phantom": Task("ct-23-views", "ct", "ct-phantom", ct.Options(views=23)),
+               "natural": Task("inpaint-random-70", "inpaint", "natural", inpaint.Options(mask_kind="random"))}
+METHODS = ("dds", "diffpir", "consistency", "projection", "dps")
+NFE_LEVELS = (25, 50, 100, 200, 1000)
+HEADER = ["prior", "task", "method", "NFE", "PSNR dB", "SSIM", "s / image"]
+
+
+def centre_crop(images: torch.Tensor, size: int | None) -> torch.Tensor:
+    """The central size x size window of (B, C, H, W) images (None or larger than the image: unchanged)."""
+    h, w = images.shape[-2:]
+    if size is None or size >= min(h, w):
+        return images
+    top, left = (h - size) // 2, (w - size) // 2
+    return images[..., top:top + size, left:left + size]
+
+
+def curve_points(task: Task, prior, truth: torch.Tensor, levels: dict[str, list[int]], seed: int = 0) -> list[dict]:
+    """{method, nfe, psnr, ssim, seconds} for every method and NFE level on images ``truth`` (B, C, H, W);
+    a diverged run is kept with psnr / ssim NaN."""
+    operator = get_task(task.op).make_operator(tuple(truth.shape[1:]), task.options).to(prior.device)
+    y = operator(truth)
+    points = []
+    for method, nfes in levels.items():
+        for nfe in nfes:
+            start = time.perf_counter()
+            try:
+                x_hat = sample_posterior(y, operator, 1, prior=prior, method=method,
+                                         steps=steps_for(method, nfe, prior), seed=seed, progress=False)[0]
+                scores = mean_metrics(truth, x_hat)
+            except SamplingDiverged as exc:
+                log.warning("%s %s %d NFE diverged: %s", task.name, method, nfe, exc)
+                scores = {"psnr": math.nan, "ssim": math.nan}
+            seconds = (time.perf_counter() - start) / truth.shape[0]
+            points.append({"method": method, "nfe": nfe, "psnr": round(scores["psnr"], 3),
+                           "ssim": round(scores["ssim"], 4), "seconds": round(seconds, 2)})
+            log.info("%s %s %4d NFE: %.2f dB / %.4f, %.1f s", task.name, method, nfe, scores["psnr"],
+                     scores["ssim"], seconds)
+    return points
+
+
+def choose_default(points: list[dict], tolerance: float = 0.5) -> dict:
+    """The cheapest point (fewest NFE, then highest PSNR) within ``tolerance`` dB of the best PSNR."""
+    finite = [p for p in points if math.isfinite(p["psnr"])]
+    if not finite:
+        raise InputError("points: every run diverged; no default can be chosen")
+    best = max(p["psnr"] for p in finite)
+    return min((p for p in finite if p["psnr"] >= best - tolerance), key=lambda p: (p["nfe"], -p["psnr"]))
+
+
+def cg_step_cost(prior, task: Task, shape: tuple[int, ...], iterations: int, repeats: int = 3) -> dict:
+    """Seconds of one network evaluation and of one CG data step (``iterations`` CG iterations) on one
+    image of ``shape`` (C, H, W), best of ``repeats``, and their ratio."""
+    operator = get_task(task.op).make_operator(shape, task.options).to(prior.device)
+    x = torch.rand(1, *shape, device=prior.device)
+    y, t = operator(x), torch.full((1,), 0.5, device=prior.device)
+    step = DDSStep(operator, y, iterations)
+
+    def best_time(fn) -> float:
+        fn()   # warm-up (and the cached A^H y of the CG step)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    with torch.no_grad():
+        network = best_time(lambda: prior.score(x, t))
+        cg = best_time(lambda: step.refine(x, t))
+    return {"size": list(shape[-2:]), "cg_iterations": iterations, "network_s": round(network, 4),
+            "cg_s": round(cg, 4), "ratio": round(cg / network, 3)}
+
+
+def plot_curves(points: list[dict], title: str, path: Path) -> None:
+    """PSNR against NFE (log axis), one line per method, written atomically as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for method in dict.fromkeys(p["method"] for p in points):
+        mine = [p for p in points if p["method"] == method]
+        ax.plot([p["nfe"] for p in mine], [p["psnr"] for p in mine], marker="o", label=method)
+    ax.set_xscale("log")
+    ax.set_xlabel("network evaluations (NFE)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(Path(path), lambda p: fig.savefig(p, dpi=110), suffix=".png")
+    plt.close(fig)
+
+
+def store_choice(prior_name: str, record: dict, directory: Path = SHIPPED_DIR) -> Path:
+    """Write the chosen default (method and steps) and the curve into the prior's JSON."""
+    path = Path(directory) / f"{prior_name}.json"
+    meta = read_json(path)
+    choice = record["choice"]
+    meta["default_method"] = choice["method"]
+    prior = load_prior(path.with_suffix(".safetensors"))
+    meta.setdefault("solve_defaults", {}).setdefault(choice["method"], {})["steps"] = \
+        steps_for(choice["method"], choice["nfe"], prior)
+    meta.setdefault("curves", {})[record["task"]] = record
+    atomic_write_text(path, json.dumps(meta, indent=2))
+    return path
+
+
+def curves_markdown(records: dict[str, dict], note: str = "") -> str:
+    rows, costs = [], []
+    for name, record in records.items():
+        choice = record["choice"]
+        for p in record["points"]:
+            chosen = " **(default)**" if (p["method"], p["nfe"]) == (choice["method"], choice["nfe"]) else ""
+            rows.append([name, record["task"], p["method"] + chosen, p["nfe"], f"{p['psnr']:.2f}", f"{p['ssim']:.3f}",
+                         f"{p['seconds']:.1f}"])
+        c = record["cg_cost"]
+        costs.append([name, "x".join(map(str, c["size"])), c["cg_iterations"], f"{c['network_s']:.3f}",
+                      f"{c['cg_s']:.4f}", f"{100 * c['ratio']:.1f} %"])
+    first = next(iter(records.values()))
+    return ("## Quality against network evaluations (`scoremed benchmark curves`)\n\n"
+            + (note + "\n\n" if note else "")
+            + f"{first['images']} validation images per prior (never test images), central {first['crop']} crop at "
+              "native pixel size; the same network under every method. The default of each prior is the cheapest "
+              f"point within {first['tolerance']} dB of its best PSNR (stored in its JSON by `--store`). "
+              "Figures: `docs/figures/curves-<prior>.png`.\n\n"
+            + markdown_table(HEADER, rows)
+            + "\n\nOne CG data step (dds) against one network evaluation (tiles, patch batch 16), same image:\n\n"
+            + markdown_table(["prior", "size", "CG iterations", "network s", "CG step s", "CG / network"], costs))
+
+
+def run(priors: list[str], n_images: int, crop: int | None, levels: dict[str, list[int]], report, section: str,
+        figure_dir, tolerance: float = 0.5, store: bool = False, note: str = "", cost_size: int = 256,
+        device=None) -> dict[str, dict]:
+    """Measure the curves of every prior in ``priors``, writing the report section after each."""
+    records = {}
+    for name in priors:
+        if name not in CURVE_TASKS:
+            raise InputError(f"prior: curves are measured for the shipped priors {sorted(CURVE_TASKS)}, got {name!r}")
+        task = CURVE_TASKS[name]
+        prior = load_prior(name, device=device)
+        truth = centre_crop(split_images(name, "val", n_images)[0], crop).to(prior.device)
+        start = time.perf_counter()
+        points = curve_points(task, prior, truth, levels)
+        dds = prior.solve_defaults.get("dds", {}).get("cg_iterations", 5)
+        record = {"task": task.name, "images": truth.shape[0], "crop": "x".join(map(str, truth.shape[-2:])),
+                  "tolerance": tolerance, "points": points, "choice": choose_default(points, tolerance),
+                  "cg_cost": cg_step_cost(prior, task, (truth.shape[1], cost_size, cost_size), dds),
+                  "seconds": round(time.perf_counter() - start, 1)}
+        records[name] = record
+        if figure_dir is not None:
+            plot_curves(points, f"{name}: {task.name}, {record['images']} validation images {record['crop']}",
+                        Path(figure_dir) / f"curves-{name}.png")
+        if store:
+            log.info("stored the default of %s in %s", name, store_choice(name, record))
+        if report is not None:
+            write_report_section(report, section, curves_markdown(records, note))
+        print(markdown_table(HEADER, [[name, task.name, p["method"], p["nfe"], p["psnr"], p["ssim"], p["seconds"]]
+                                      for p in points]), flush=True)
+    return records

@@ -1,0 +1,57 @@
+"""benchmark curves: the default chosen from a curve, the crop, a measured curve on the smoke prior and
+what --store writes."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from scoremed.benchmarks.curves import (CURVE_TASKS, centre_crop, cg_step_cost, choose_default, curve_points,
+                                        curves_markdown, plot_curves, store_choice)
+from scoremed.errors import InputError
+
+
+def point(method, nfe, psnr):
+    return {"method": method, "nfe": nfe, "psnr": psnr, "ssim": 0.5, "seconds": 1.0}
+
+
+def test_the_default_is_the_cheapest_point_near_the_best():
+    points = [point("dds", 25, 27.0), point("dds", 50, 28.6), point("consistency", 1000, 29.0),
+              point("dps", 50, 28.8), point("diffpir", 50, math.nan)]
+    assert choose_default(points, 0.5) == point("dps", 50, 28.8)
+    assert choose_default(points, 0.0)["nfe"] == 1000
+    assert choose_default(points, 5.0)["nfe"] == 25
+    with pytest.raises(InputError, match="every run diverged"):
+        choose_default([point("dps", 50, math.nan)])
+
+
+def test_centre_crop_takes_the_middle_window():
+    images = torch.arange(2 * 6 * 8, dtype=torch.float32).reshape(1, 2, 6, 8)
+    torch.testing.assert_close(centre_crop(images, 4), images[..., 1:5, 2:6])
+    assert centre_crop(images, None) is images and centre_crop(images, 9) is images
+
+
+def test_curve_on_the_smoke_prior_cost_figure_and_stored_choice(tmp_path, smoke_run, smoke_prior):
+    from scoremed.cli import main
+
+    task = CURVE_TASKS["mri-brain"]
+    truth = torch.rand(2, 1, 16, 16)
+    points = curve_points(task, smoke_prior, truth, {"dds": [4, 8], "diffpir": [4]})
+    assert [(p["method"], p["nfe"]) for p in points] == [("dds", 4), ("dds", 8), ("diffpir", 4)]
+    assert all(math.isfinite(p["psnr"]) and 0 < p["ssim"] <= 1 for p in points)
+    cost = cg_step_cost(smoke_prior, task, (1, 16, 16), iterations=5, repeats=1)
+    assert cost["network_s"] > 0 and cost["cg_s"] > 0 and cost["ratio"] == pytest.approx(
+        cost["cg_s"] / cost["network_s"], rel=0.01)
+    plot_curves(points, "smoke", tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    record = {"task": task.name, "images": 2, "crop": "16x16", "tolerance": 0.5, "points": points,
+              "choice": choose_default(points), "cg_cost": cost}
+    assert "**(default)**" in curves_markdown({"smoke": record})
+    assert main(["export", str(smoke_run), "--name", "smoke", "--out-dir", str(tmp_path)]) == 0
+    store_choice("smoke", record, tmp_path)
+    meta = json.loads((tmp_path / "smoke.json").read_text())
+    assert meta["default_method"] == record["choice"]["method"]
+    assert meta["solve_defaults"][record["choice"]["method"]]["steps"] == record["choice"]["nfe"]
+    assert meta["curves"]["mri-4x"]["points"] == points
