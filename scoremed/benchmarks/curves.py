@@ -47,6 +47,17 @@ def centre_crop(images: torch.Tensor, size: int | None) -> torch.Tensor:
     return images[..., top:top + size, left:left + size]
 
 
+def validation_images(prior_name: str, n_images: int, size: int | None) -> torch.Tensor:
+    """``n_images`` validation images of the prior's data at ``size`` x ``size`` (None: native): the central
+    crop at native pixel size, except for CT, where a crop is not an object a scanner measures (it would
+    be cut off inside the field of view), so the whole slice is resampled (antialiased) instead."""
+    images = split_images(prior_name, "val", n_images)[0]
+    if size is None or CURVE_TASKS[prior_name].op != "ct":
+        return centre_crop(images, size)
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
+                                           align_corners=False).clamp(0, 1)
+
+
 def curve_points(task: Task, prior, truth: torch.Tensor, levels: dict[str, list[int]], seed: int = 0) -> list[dict]:
     """{method, nfe, psnr, ssim, seconds} for every method and NFE level on images ``truth`` (B, C, H, W);
     a diverged run is kept with psnr / ssim NaN."""
@@ -100,8 +111,8 @@ def cg_step_cost(prior, task: Task, shape: tuple[int, ...], iterations: int, rep
     with torch.no_grad():
         network = best_time(lambda: prior.score(x, t))
         cg = best_time(lambda: step.refine(x, t))
-    return {"size": list(shape[-2:]), "cg_iterations": iterations, "network_s": round(network, 4),
-            "cg_s": round(cg, 4), "ratio": round(cg / network, 3)}
+    return {"size": list(shape[-2:]), "cg_iterations": iterations, "network_s": round(network, 6),
+            "cg_s": round(cg, 6), "ratio": round(cg / network, 4)}
 
 
 def plot_curves(points: list[dict], title: str, path: Path) -> None:
@@ -152,18 +163,20 @@ def curves_markdown(records: dict[str, dict], note: str = "") -> str:
         costs.append([name, "x".join(map(str, c["size"])), c["cg_iterations"], f"{c['network_s']:.3f}",
                       f"{c['cg_s']:.4f}", f"{100 * c['ratio']:.1f} %"])
     first = next(iter(records.values()))
+    sizes = "; ".join(f"{name} {r['size']} ({r['how']})" for name, r in records.items())
     return ("## Quality against network evaluations (`scoremed benchmark curves`)\n\n"
             + (note + "\n\n" if note else "")
-            + f"{first['images']} validation images per prior (never test images), central {first['crop']} crop at "
-              "native pixel size; the same network under every method. The default of each prior is the cheapest "
-              f"point within {first['tolerance']} dB of its best PSNR (stored in its JSON by `--store`). "
+            + f"{first['images']} validation images per prior (never test images): {sizes} — a central crop at "
+              "native pixel size, or for CT the whole slice resampled; the same network under every method. The "
+              f"default of each prior is the cheapest point within {first['tolerance']} dB of its best PSNR "
+              "(stored in its JSON by `--store`). "
               "Figures: `docs/figures/curves-<prior>.png`.\n\n"
             + markdown_table(HEADER, rows)
             + "\n\nOne CG data step (dds) against one network evaluation (tiles, patch batch 16), same image:\n\n"
             + markdown_table(["prior", "size", "CG iterations", "network s", "CG step s", "CG / network"], costs))
 
 
-def run(priors: list[str], n_images: int, crop: int | None, levels: dict[str, list[int]], report, section: str,
+def run(priors: list[str], n_images: int, size: int | None, levels: dict[str, list[int]], report, section: str,
         figure_dir, tolerance: float = 0.5, store: bool = False, note: str = "", cost_size: int = 256,
         device=None) -> dict[str, dict]:
     """Measure the curves of every prior in ``priors``, writing the report section after each."""
@@ -173,17 +186,19 @@ def run(priors: list[str], n_images: int, crop: int | None, levels: dict[str, li
             raise InputError(f"prior: curves are measured for the shipped priors {sorted(CURVE_TASKS)}, got {name!r}")
         task = CURVE_TASKS[name]
         prior = load_prior(name, device=device)
-        truth = centre_crop(split_images(name, "val", n_images)[0], crop).to(prior.device)
+        truth = validation_images(name, n_images, size).to(prior.device)
         start = time.perf_counter()
         points = curve_points(task, prior, truth, levels)
         dds = prior.solve_defaults.get("dds", {}).get("cg_iterations", 5)
-        record = {"task": task.name, "images": truth.shape[0], "crop": "x".join(map(str, truth.shape[-2:])),
+        how = "resampled" if size is not None and task.op == "ct" else "central crop"
+        record = {"task": task.name, "images": truth.shape[0], "size": "x".join(map(str, truth.shape[-2:])),
+                  "how": how,
                   "tolerance": tolerance, "points": points, "choice": choose_default(points, tolerance),
                   "cg_cost": cg_step_cost(prior, task, (truth.shape[1], cost_size, cost_size), dds),
                   "seconds": round(time.perf_counter() - start, 1)}
         records[name] = record
         if figure_dir is not None:
-            plot_curves(points, f"{name}: {task.name}, {record['images']} validation images {record['crop']}",
+            plot_curves(points, f"{name}: {task.name}, {record['images']} validation images {record['size']}",
                         Path(figure_dir) / f"curves-{name}.png")
         if store:
             log.info("stored the default of %s in %s", name, store_choice(name, record))

@@ -78,8 +78,9 @@ def curves_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
     p.add_argument("--priors", nargs="+", default=list(CURVE_TASKS), help="shipped priors (default: all)")
     p.add_argument("--images", type=int, default=2, help="validation images per prior (default 2)")
-    p.add_argument("--crop", type=int, default=128,
-                   help="central crop of each validation image, at native pixel size (default 128; 0: whole image)")
+    p.add_argument("--size", type=int, default=128,
+                   help="validation images at SIZE x SIZE: the central crop at native pixel size (CT: the slice "
+                        "resampled) (default 128; 0: native)")
     p.add_argument("--nfe", type=int, nargs="+", default=list(NFE_LEVELS))
     p.add_argument("--methods", nargs="+", default=list(METHODS))
     p.add_argument("--max-nfe-other", type=int, default=200,
@@ -95,7 +96,7 @@ def curves(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     levels = {m: [n for n in args.nfe if i < 2 or n <= args.max_nfe_other] for i, m in enumerate(args.methods)}
-    run(args.priors, args.images, args.crop or None, levels, args.report, args.section, args.figures,
+    run(args.priors, args.images, args.size or None, levels, args.report, args.section, args.figures,
         tolerance=args.tolerance, store=args.store, note=args.note, device=args.device)
     return 0
 

@@ -73,7 +73,7 @@ def test_diffpir_finds_the_posterior_mean_of_the_gaussian(sde_name, allowed):
 
 
 def test_diffpir_reconstructs_mri_and_refuses_a_predictor_without_estimate(smoke_prior):
-    shape = (1, 32, 32)
+    shape = (1, 16, 16)   # the smoke prior's size
     op = MRI(cartesian_mask(shape[1:], accel=4, seed=0))
     truth = torch.rand(1, *shape)
     x = scoremed.solve(op(truth), op, prior=smoke_prior, method="diffpir", steps=5, seed=0, progress=False)
