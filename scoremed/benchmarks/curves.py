@@ -82,11 +82,12 @@ def curve_points(task: Task, prior, truth: torch.Tensor, levels: dict[str, list[
     return points
 
 
-def choose_default(points: list[dict], tolerance: float = 0.5) -> dict:
-    """The cheapest point (fewest NFE, then highest PSNR) within ``tolerance`` dB of the best PSNR."""
-    finite = [p for p in points if math.isfinite(p["psnr"])]
+def choose_default(points: list[dict], tolerance: float = 0.5, max_nfe: int | None = None) -> dict:
+    """The cheapest point (fewest NFE, then highest PSNR) within ``tolerance`` dB of the best PSNR among the
+    points of at most ``max_nfe`` evaluations (None: all; a default must fit a reconstruction's time budget)."""
+    finite = [p for p in points if math.isfinite(p["psnr"]) and (max_nfe is None or p["nfe"] <= max_nfe)]
     if not finite:
-        raise InputError("points: every run diverged; no default can be chosen")
+        raise InputError(f"points: no run of at most {max_nfe} NFE finished; no default can be chosen")
     best = max(p["psnr"] for p in finite)
     return min((p for p in finite if p["psnr"] >= best - tolerance), key=lambda p: (p["nfe"], -p["psnr"]))
 
@@ -168,8 +169,8 @@ def curves_markdown(records: dict[str, dict], note: str = "") -> str:
             + (note + "\n\n" if note else "")
             + f"{first['images']} validation images per prior (never test images): {sizes} — a central crop at "
               "native pixel size, or for CT the whole slice resampled; the same network under every method. The "
-              f"default of each prior is the cheapest point within {first['tolerance']} dB of its best PSNR "
-              "(stored in its JSON by `--store`). "
+              f"default of each prior is the cheapest point within {first['tolerance']} dB of its best PSNR at "
+              f"≤ {first.get('max_default_nfe')} NFE (stored in its JSON by `--store`). "
               "Figures: `docs/figures/curves-<prior>.png`.\n\n"
             + markdown_table(HEADER, rows)
             + "\n\nOne CG data step (dds) against one network evaluation (tiles, patch batch 16), same image:\n\n"
@@ -177,7 +178,7 @@ def curves_markdown(records: dict[str, dict], note: str = "") -> str:
 
 
 def run(priors: list[str], n_images: int, size: int | None, levels: dict[str, list[int]], report, section: str,
-        figure_dir, tolerance: float = 0.5, store: bool = False, note: str = "", cost_size: int = 256,
+        figure_dir, tolerance: float = 0.5, max_default_nfe: int | None = 100, store: bool = False, note: str = "", cost_size: int = 256,
         device=None) -> dict[str, dict]:
     """Measure the curves of every prior in ``priors``, writing the report section after each."""
     records = {}
@@ -193,7 +194,7 @@ def run(priors: list[str], n_images: int, size: int | None, levels: dict[str, li
         how = "resampled" if size is not None and task.op == "ct" else "central crop"
         record = {"task": task.name, "images": truth.shape[0], "size": "x".join(map(str, truth.shape[-2:])),
                   "how": how,
-                  "tolerance": tolerance, "points": points, "choice": choose_default(points, tolerance),
+                  "tolerance": tolerance, "points": points, "choice": choose_default(points, tolerance, max_default_nfe), "max_default_nfe": max_default_nfe,
                   "cg_cost": cg_step_cost(prior, task, (truth.shape[1], cost_size, cost_size), dds),
                   "seconds": round(time.perf_counter() - start, 1)}
         records[name] = record

@@ -86,6 +86,8 @@ def curves_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--max-nfe-other", type=int, default=200,
                    help="NFE cap of the methods after the first two of --methods (default 200)")
     p.add_argument("--tolerance", type=float, default=0.5, help="dB below the best a default may be (default 0.5)")
+    p.add_argument("--max-default-nfe", type=int, default=100,
+                   help="a default spends at most this many evaluations (default 100: the demo's time budget)")
     p.add_argument("--store", action="store_true", help="write each prior's chosen default into its JSON")
     return run_options(p, "curves")
 
@@ -97,7 +99,7 @@ def curves(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     levels = {m: [n for n in args.nfe if i < 2 or n <= args.max_nfe_other] for i, m in enumerate(args.methods)}
     run(args.priors, args.images, args.size or None, levels, args.report, args.section, args.figures,
-        tolerance=args.tolerance, store=args.store, note=args.note, device=args.device)
+        tolerance=args.tolerance, max_default_nfe=args.max_default_nfe, store=args.store, note=args.note, device=args.device)
     return 0
 
 

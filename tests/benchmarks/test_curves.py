@@ -23,7 +23,8 @@ def test_the_default_is_the_cheapest_point_near_the_best():
     assert choose_default(points, 0.5) == point("dps", 50, 28.8)
     assert choose_default(points, 0.0)["nfe"] == 1000
     assert choose_default(points, 5.0)["nfe"] == 25
-    with pytest.raises(InputError, match="every run diverged"):
+    assert choose_default(points, 0.0, max_nfe=100) == point("dps", 50, 28.8)
+    with pytest.raises(InputError, match="no run of at most"):
         choose_default([point("dps", 50, math.nan)])
 
 
