@@ -208,6 +208,11 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
         y_chunk = y_all[start:start + chunk]
         outputs.append(_reconstruct(prior, sde, operator, y_chunk, settings, generator, device, progress))
     samples = prior.from_model(torch.cat(outputs))
+    support = getattr(operator, "support", None)
+    if support is not None:
+        # outside the operator's field of view (CT: the disc the rays cross) the data say nothing: zero
+        # there, as the direct reconstruction has it, not whatever the prior imagined
+        samples = support(samples)
     return samples.reshape(n, batch, *samples.shape[1:])
 
 
