@@ -83,8 +83,9 @@ def curves_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "resampled) (default 128; 0: native)")
     p.add_argument("--nfe", type=int, nargs="+", default=list(NFE_LEVELS))
     p.add_argument("--methods", nargs="+", default=list(METHODS))
+    p.add_argument("--full", type=int, default=2, help="the first FULL methods run at every --nfe level (default 2)")
     p.add_argument("--max-nfe-other", type=int, default=200,
-                   help="NFE cap of the methods after the first two of --methods (default 200)")
+                   help="NFE cap of the other methods (default 200)")
     p.add_argument("--tolerance", type=float, default=0.5, help="dB below the best a default may be (default 0.5)")
     p.add_argument("--max-default-nfe", type=int, default=100,
                    help="a default spends at most this many evaluations (default 100: the demo's time budget)")
@@ -97,7 +98,7 @@ def curves(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    levels = {m: [n for n in args.nfe if i < 2 or n <= args.max_nfe_other] for i, m in enumerate(args.methods)}
+    levels = {m: [n for n in args.nfe if i < args.full or n <= args.max_nfe_other] for i, m in enumerate(args.methods)}
     run(args.priors, args.images, args.size or None, levels, args.report, args.section, args.figures,
         tolerance=args.tolerance, max_default_nfe=args.max_default_nfe, store=args.store, note=args.note, device=args.device)
     return 0
