@@ -11,7 +11,7 @@ from scoremed.prior import ScorePrior
 
 #: where the reverse process starts: pure noise at T, or the direct reconstruction perturbed to t_start
 STARTS = ("noise", "direct")
-#: predictors that step through the Tweedie estimate (the ones ``dds`` can refine)
+#: predictors that step through the Tweedie estimate (the ones ``dds`` and ``diffpir`` can refine)
 DENOISING_PREDICTORS = ("ddim", "dpm2m", "diffpir")
 
 

@@ -220,7 +220,6 @@ class DDSStep(Conditioning):
                                   self.iterations)
 
 
-
 class ProximalStep(DDSStep):
     """DiffPIR's data step (Zhu et al., CVPRW 2023): the Tweedie estimate replaced by the proximal point
     argmin_x ||y - A x||^2 + rho_t ||x - x0_hat||^2, rho_t = lam sigma_y^2 / sigma_t^2,
