@@ -76,10 +76,11 @@ def tune_classical_tasks(args: argparse.Namespace) -> None:
 def calibrate_priors(args: argparse.Namespace) -> None:
     from scoremed.benchmarks.calibration import calibrate, calibration_markdown, store_calibration
     from scoremed.benchmarks.report import write_report_section
-    from scoremed.training.checkpoint import SHIPPED_DIR, read_json
+    from scoremed.settings import default_method
+    from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, read_json
 
     for name in args.prior:
-        for method in args.methods:
+        for method in args.methods or [default_method(load_prior(name))]:
             size = _size(args.size[0]) if args.size else None
             record = calibrate(name, method, args.images, args.test_images, args.samples, device=args.device,
                                batch_size=args.batch_size, size=size)
