@@ -17,22 +17,22 @@ from pathlib import Path
 import torch
 
 from scoremed.apps.metrics import mean_metrics
-from scoremed.benchmarks.quality import Task, steps_for
+from scoremed.benchmarks.quality import TASKS as QUALITY_TASKS, Task, steps_for
 from scoremed.benchmarks.report import markdown_table, write_report_section
 from scoremed.benchmarks.tuning import split_images
 from scoremed.errors import InputError, SamplingDiverged
 from scoremed.io.atomic import atomic_write, atomic_write_text
 from scoremed.sampling import DDSStep
 from scoremed.solve import sample_posterior
-from scoremed.tasks import ct, get_task, inpaint, mri
+from scoremed.tasks import get_task
 from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, read_json
 
 log = logging.getLogger("scoremed")
 
-#: the task each shipped prior's curves are measured on
-CURVE_TASKS = {"mri-brain": Task("mri-4x", "mri", "mri-brain", mri.Options(accel=4, mask="random")),
-               "ct-phantom": Task("ct-23-views", "ct", "ct-phantom", ct.Options(views=23)),
-               "natural": Task("inpaint-random-70", "inpaint", "natural", inpaint.Options(mask_kind="random"))}
+_QUALITY_TASKS = {task.name: task for task in QUALITY_TASKS}
+#: the task each shipped prior's curves are measured on (the quality benchmark's definitions)
+CURVE_TASKS = {"mri-brain": _QUALITY_TASKS["mri-4x"], "ct-phantom": _QUALITY_TASKS["ct-23-views"],
+               "natural": _QUALITY_TASKS["inpaint-random-70"]}
 METHODS = ("dds", "diffpir", "consistency", "projection", "dps")
 NFE_LEVELS = (25, 50, 100, 200, 1000)
 HEADER = ["prior", "task", "method", "NFE", "PSNR dB", "SSIM", "s / image"]
