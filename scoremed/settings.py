@@ -9,8 +9,10 @@ from scoremed.errors import InputError, check_int, check_number
 from scoremed.networks import COMPILE_MODES, PRECISIONS
 from scoremed.prior import ScorePrior
 
-#: where the reverse process starts: pure noise at T, or the direct reconstruction perturbed to t_start
-STARTS = ("noise", "direct")
+#: where the reverse process starts: pure noise at T, or the direct (pseudo-inverse) or the tuned classical
+#: reconstruction perturbed to t_start; "auto": "classical" where the operator's task has a classical
+#: baseline, else "noise"
+STARTS = ("noise", "direct", "classical", "auto")
 #: predictors that step through the Tweedie estimate (the ones ``dds`` and ``diffpir`` can refine)
 DENOISING_PREDICTORS = ("ddim", "dpm2m", "diffpir")
 
@@ -25,8 +27,9 @@ class SolveSettings:
     corrector: str = "langevin"
     snr: float = 0.16             #: Langevin signal-to-noise ratio
     n_corrector_steps: int = 1
-    start: str = "noise"          #: "noise" (x_T ~ p_T) or "direct" (pseudo-inverse perturbed to t_start)
-    t_start: float = 1.0          #: start time of start="direct"; ignored for "noise"
+    start: str = "noise"          #: "noise" (x_T ~ p_T), "direct" / "classical" (that reconstruction perturbed to
+                                  #: t_start) or "auto" (classical where the operator's task has one, else noise)
+    t_start: float = 1.0          #: start time of start="direct" / "classical"; ignored for "noise"
     precision: str = "fp32"       #: network evaluations: "fp32", "bf16" (autocast) or "auto" (bf16 on CUDA)
     channels_last: bool = False   #: channels-last network inputs and weights
     compile: str = "off"          #: torch.compile mode: off, default, reduce-overhead (CUDA graphs), max-autotune

@@ -30,21 +30,60 @@ log = logging.getLogger("scoremed")
 
 
 def schedule(sde, settings: SolveSettings):
-    """The discretisation of a solve: ``steps`` steps from T, or (start="direct") about ``steps``
+    """The discretisation of a solve: ``steps`` steps from T, or (start="direct" / "classical") about ``steps``
     steps from t_start: the full grid is refined so that its part at or below t_start has
     ``steps`` points (see :func:`scoremed.sampling.time_grid`)."""
     return truncated(sde, int(settings.steps), sde.T if settings.start == "noise" else settings.t_start)
 
 
-def direct_start(sde, operator, y: torch.Tensor, shape: tuple[int, ...], t_start: float,
-                 generator: torch.Generator | None) -> torch.Tensor:
-    """x ~ p_{t_start}(x | x_0 = A^+ y): the direct reconstruction perturbed with the SDE's marginal
-    (a(t) A^+ y + std(t) z, model space)."""
-    x0 = operator.pseudo_inverse(y) if callable(getattr(operator, "pseudo_inverse", None)) else operator.adjoint(y)
-    x0 = as_image(x0, torch.empty((), device=y.device)).to(torch.float32).expand(shape)
-    t = torch.full((shape[0],), float(t_start), device=y.device)
+def start_estimate(start: str, operator, y: torch.Tensor, y_model: torch.Tensor,
+                   prior: ScorePrior) -> torch.Tensor | None:
+    """The reconstruction a start="direct" / "classical" run perturbs, model space (B, *image_shape), from
+    the measurement y (data space) or y_model (model space); None for start="noise".
+
+    "direct": the operator's pseudo-inverse (else its adjoint); "classical": the strongest tuned
+    classical baseline of the operator's task (e.g. TV), CCDF-style (Chung et al. 2022): the
+    reverse process then only has to remove that estimate's remaining error.
+    """
+    if start == "noise":
+        return None
+    if start == "classical":
+        from scoremed.tasks import classical_reconstruction
+
+        try:
+            x0 = prior.to_model(classical_reconstruction(y, operator))
+        except InputError as exc:
+            raise InputError(f"start: 'classical' needs an operator of a scoremed task with a classical baseline "
+                             f"({exc}); use start='direct'") from None
+    elif callable(getattr(operator, "pseudo_inverse", None)):
+        x0 = operator.pseudo_inverse(y_model)
+    else:
+        x0 = operator.adjoint(y_model)
+    x0 = as_image(x0, torch.empty((), device=y.device)).to(torch.float32)
+    return x0.expand(y.shape[0], *prior.image_shape)
+
+
+def resolve_start(settings: SolveSettings, operator) -> SolveSettings:
+    """``settings`` with start="auto" made concrete: "classical" if the operator's task has a classical
+    baseline (scoremed's MRI, CT, inpainting and colorization operators), else "noise"."""
+    if settings.start != "auto":
+        return settings
+    from scoremed.tasks import image_size, task_for
+
+    try:
+        task_for(operator).strongest(operator, image_size(operator))
+        start = "classical"
+    except InputError:
+        start = "noise"
+    return dataclasses.replace(settings, start=start)
+
+
+def perturbed_start(sde, x0: torch.Tensor, t_start: float, generator: torch.Generator | None) -> torch.Tensor:
+    """x ~ p_{t_start}(x | x_0): the estimate x0 (B, C, H, W) perturbed with the SDE's marginal
+    (a(t) x0 + std(t) z, model space)."""
+    t = torch.full((x0.shape[0],), float(t_start), device=x0.device)
     mean, std = sde.marginal_prob(x0, t)
-    return mean + append_dims(std, len(shape)) * torch.randn(shape, generator=generator, device=y.device)
+    return mean + append_dims(std, x0.ndim) * torch.randn(x0.shape, generator=generator, device=x0.device)
 
 
 def default_prior(operator, y: torch.Tensor) -> ScorePrior:
@@ -163,9 +202,12 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
             :class:`~scoremed.errors.SamplingDiverged` naming the step it diverged from.
         seed: seeds an explicit generator: same seed, same device -> same result.
         batch_size: images per sampler call (default: all n * B at once).
-        start, t_start: "noise" (default: x_T drawn from p_T) or "direct": start from the
-            operator's pseudo-inverse perturbed with the SDE's marginal to time ``t_start``
-            (e.g. 0.3) and take ``steps`` steps from there (a shortened schedule).
+        start, t_start: "noise" (default: x_T drawn from p_T), "direct" or "classical": start from
+            the operator's pseudo-inverse, or from the task's strongest tuned classical
+            reconstruction (e.g. TV; scoremed operators of a known task only), perturbed with the
+            SDE's marginal to time ``t_start`` (e.g. 0.3) and take ``steps`` steps from there
+            (a shortened schedule); "auto": "classical" where the operator's task has a classical
+            baseline, else "noise" (the shipped priors' default for diffpir).
         precision, channels_last, compile: speed options of the network evaluations:
             "fp32" | "bf16" (autocast) | "auto" (bf16 on CUDA only); channels-last memory
             format; torch.compile mode "off" | "default" | "reduce-overhead" (CUDA graphs,
@@ -195,6 +237,7 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
                             precision=precision, channels_last=channels_last, compile=compile, eta=eta,
                             cg_iterations=cg_iterations, gamma=gamma, guard=guard, prox_lambda=prox_lambda,
                             sigma_y=sigma_y)
+    settings = resolve_start(settings, operator)
     y_model = _model_measurement(y, operator, prior)
     generator = make_generator(seed, device)
     if seed is not None and callable(getattr(prior.score_fn, "reseed", None)):
@@ -202,11 +245,15 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
     sde = schedule(prior.sde, settings)
     batch = y.shape[0]
     y_all = y_model.repeat(n, *([1] * (y.ndim - 1)))
+    x0_all = None
+    if settings.start != "noise" and settings.t_start < sde.T:
+        x0_all = start_estimate(settings.start, operator, y, y_model, prior).repeat(n, 1, 1, 1)
     chunk = batch_size or y_all.shape[0]
     outputs = []
-    for start in range(0, y_all.shape[0], chunk):
-        y_chunk = y_all[start:start + chunk]
-        outputs.append(_reconstruct(prior, sde, operator, y_chunk, settings, generator, device, progress))
+    for first in range(0, y_all.shape[0], chunk):
+        x0_chunk = None if x0_all is None else x0_all[first:first + chunk]
+        outputs.append(_reconstruct(prior, sde, operator, y_all[first:first + chunk], x0_chunk, settings, generator,
+                                    device, progress))
     samples = prior.from_model(torch.cat(outputs))
     support = getattr(operator, "support", None)
     if support is not None:
@@ -216,13 +263,14 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
     return samples.reshape(n, batch, *samples.shape[1:])
 
 
-def _reconstruct(prior, sde, operator, y, settings: SolveSettings, generator, device, progress) -> torch.Tensor:
-    """One conditional PC run for the batch y (model space); returns model-space images."""
+def _reconstruct(prior, sde, operator, y, x0, settings: SolveSettings, generator, device, progress) -> torch.Tensor:
+    """One conditional PC run for the batch y (model space), from noise (x0 None) or from the estimate x0
+    (model space) perturbed to t_start; returns model-space images."""
     shape = (y.shape[0], *prior.image_shape)
     score_fn = fast_score(prior.score_fn, device, settings.precision, settings.channels_last, settings.compile)
     x_init, t_start = None, None
-    if settings.start == "direct" and settings.t_start < sde.T:
-        x_init = direct_start(sde, operator, y, shape, settings.t_start, generator)
+    if x0 is not None:
+        x_init = perturbed_start(sde, x0, settings.t_start, generator)
         t_start = settings.t_start
     predictor = pick(PREDICTORS, settings.predictor, "predictor")
     if settings.method == "dps":

@@ -51,7 +51,8 @@ def test_second_order_beats_first_order_at_equal_evaluations():
     {"predictor": "dpm2m", "corrector": "none", "steps": 40},
     {"start": "direct", "t_start": 0.5, "steps": 40},
     {"start": "direct", "t_start": 0.5, "predictor": "dpm2m", "corrector": "none", "steps": 30},
-], ids=["ddim", "dpm2m", "direct-start-pc", "direct-start-dpm2m"])
+    {"start": "classical", "t_start": 0.5, "steps": 40},
+], ids=["ddim", "dpm2m", "direct-start-pc", "direct-start-dpm2m", "classical-start-pc"])
 def test_fast_conditional_samplers_find_the_posterior_mean(options):
     prior, mean, cov, x = gaussian_case(scoremed.VPSDE())
     operator = MRI(cartesian_mask((H, H), accel=2, center_fraction=0.25, seed=0))
@@ -76,6 +77,30 @@ def test_direct_start_takes_the_requested_number_of_steps_from_t_start():
         torch.testing.assert_close(operator(x_hat), operator(x), atol=1e-5, rtol=0)
         grid = schedule(prior.sde, settings_for(prior, "consistency", steps=steps, start="direct", t_start=t_start))
         assert grid.N >= steps
+
+
+def test_classical_start_refines_the_tuned_classical_reconstruction():
+    """From the classical estimate perturbed to a tiny t_start, one step stays at that estimate (up to
+    the step's noise of std ~0.01), far from where the direct (zero-filled) start lands."""
+    from scoremed.tasks import classical_reconstruction
+
+    prior, _, _, x = gaussian_case(scoremed.VESDE(sigma_max=5.0))
+    operator = MRI(cartesian_mask((H, H), accel=4, center_fraction=0.25, seed=0))
+    y = operator(x)
+    classical = classical_reconstruction(y, operator)
+    distance = {start: float((scoremed.solve(y, operator, prior=prior, method="projection", steps=1, corrector="none",
+                                             start=start, t_start=1e-3, seed=0, progress=False) - classical).norm())
+                for start in ("classical", "direct")}
+    assert distance["classical"] < 0.1 < distance["direct"]
+    assert distance["classical"] < 0.5 * distance["direct"]
+
+
+def test_classical_start_needs_an_operator_of_a_known_task():
+    prior, _, _, x = gaussian_case(scoremed.VESDE(sigma_max=5.0))
+    weights = torch.linspace(0.5, 1.5, H * H).reshape(1, 1, H, H)
+    operator = scoremed.operators.as_operator(lambda v: v * weights, image_shape=(1, H, H))
+    with pytest.raises(InputError, match="start: 'classical' needs an operator"):
+        scoremed.solve(operator(x), operator, prior=prior, steps=3, start="classical", t_start=0.3, progress=False)
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -174,3 +199,14 @@ def test_fast_settings_can_be_stored_with_the_prior():
     counting.calls = 0
     scoremed.solve(operator(x), operator, prior=stored, seed=0, progress=False, start="noise", steps=4)
     assert counting.calls == 4
+
+
+def test_auto_start_is_classical_for_task_operators_and_noise_for_others():
+    from scoremed.solve import resolve_start
+
+    prior, _, _, _ = gaussian_case(scoremed.VESDE(sigma_max=5.0))
+    settings = settings_for(prior, "diffpir", start="auto", t_start=0.3)
+    mri = MRI(cartesian_mask((H, H), accel=4, center_fraction=0.25, seed=0))
+    custom = scoremed.operators.as_operator(lambda v: 2 * v, image_shape=(1, H, H))
+    assert resolve_start(settings, mri).start == "classical"
+    assert resolve_start(settings, custom).start == "noise"

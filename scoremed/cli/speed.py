@@ -12,6 +12,7 @@ import argparse
 from typing import Any
 
 from scoremed.networks import COMPILE_MODES, PRECISIONS
+from scoremed.settings import STARTS
 
 
 def add_speed_arguments(parser: argparse.ArgumentParser, default_precision: str | None = None) -> None:
@@ -30,9 +31,10 @@ def add_sampler_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--predictor", default=None,
                    help="reverse_diffusion (default), euler_maruyama, ancestral, ddim, dpm2m (DPM-Solver++(2M))")
     g.add_argument("--corrector", default=None, help="langevin (default), annealed_langevin, none")
-    g.add_argument("--start", choices=("noise", "direct"), default=None,
-                   help="start from noise at T (default) or from the direct reconstruction perturbed to --t-start")
-    g.add_argument("--t-start", type=float, default=None, help="start time for --start direct, e.g. 0.4")
+    g.add_argument("--start", choices=STARTS, default=None,
+                   help="start from noise at T (default), or from the direct or the tuned classical reconstruction "
+                        "perturbed to --t-start")
+    g.add_argument("--t-start", type=float, default=None, help="start time for --start direct/classical, e.g. 0.3")
 
 
 def speed_options(args: argparse.Namespace) -> dict[str, Any]:
