@@ -3,8 +3,11 @@
 For each shipped prior's tuning task: PSNR / SSIM and seconds per image of every method at
 several NFE levels, the cost of one CG data-consistency step against one network evaluation at
 the same image size, and the default the curves choose — the cheapest (method, NFE) within
-``tolerance`` dB of the best point measured. ``--store`` writes that choice into the prior's JSON
-(``default_method``, ``solve_defaults[method].steps``, the curve under ``curves``).
+``tolerance`` dB of the best point measured. A method is a name (run from noise) or
+``METHOD@START-T``, e.g. ``diffpir@classical-0.3``: started from the tuned classical (or direct)
+reconstruction perturbed to t = T. ``--store`` writes the choice into the prior's JSON
+(``default_method``, ``solve_defaults[method]``: steps, and start="auto" / t_start for a classical
+start; the curve under ``curves``).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from scoremed.benchmarks.tuning import split_images
 from scoremed.errors import InputError, SamplingDiverged
 from scoremed.io.atomic import atomic_write, atomic_write_text
 from scoremed.sampling import DDSStep
+from scoremed.settings import METHODS as SOLVE_METHODS
 from scoremed.solve import sample_posterior
 from scoremed.tasks import get_task
 from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, read_json
@@ -36,6 +40,21 @@ CURVE_TASKS = {"mri-brain": _QUALITY_TASKS["mri-4x"], "ct-phantom": _QUALITY_TAS
 METHODS = ("dds", "diffpir", "consistency", "projection", "dps")
 NFE_LEVELS = (25, 50, 100, 200, 1000)
 HEADER = ["prior", "task", "method", "NFE", "PSNR dB", "SSIM", "s / image"]
+
+
+def parse_method(name: str) -> tuple[str, dict]:
+    """(method, start options) of a curve's method name: "dds" -> ("dds", {"start": "noise"});
+    "diffpir@classical-0.3" -> ("diffpir", {"start": "classical", "t_start": 0.3})."""
+    method, _, start = name.partition("@")
+    kind, _, t_start = start.partition("-")
+    try:
+        options = {"start": kind, "t_start": float(t_start)} if start else {"start": "noise"}
+    except ValueError:
+        options = None
+    if method not in SOLVE_METHODS or options is None or options["start"] not in ("noise", "direct", "classical"):
+        raise InputError(f"method: expected one of {list(SOLVE_METHODS)}, optionally with @classical-T or @direct-T "
+                         f"(a start time T in (0, 1]), got {name!r}")
+    return method, options
 
 
 def centre_crop(images: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -64,20 +83,21 @@ def curve_points(task: Task, prior, truth: torch.Tensor, levels: dict[str, list[
     operator = get_task(task.op).make_operator(tuple(truth.shape[1:]), task.options).to(prior.device)
     y = operator(truth)
     points = []
-    for method, nfes in levels.items():
+    for name, nfes in levels.items():
+        method, options = parse_method(name)
         for nfe in nfes:
             start = time.perf_counter()
             try:
-                x_hat = sample_posterior(y, operator, 1, prior=prior, method=method,
-                                         steps=steps_for(method, nfe, prior), seed=seed, progress=False)[0]
+                x_hat = sample_posterior(y, operator, 1, prior=prior, method=method, steps=steps_for(method, nfe, prior),
+                                         seed=seed, progress=False, **options)[0]
                 scores = mean_metrics(truth, x_hat)
             except SamplingDiverged as exc:
-                log.warning("%s %s %d NFE diverged: %s", task.name, method, nfe, exc)
+                log.warning("%s %s %d NFE diverged: %s", task.name, name, nfe, exc)
                 scores = {"psnr": math.nan, "ssim": math.nan}
             seconds = (time.perf_counter() - start) / truth.shape[0]
-            points.append({"method": method, "nfe": nfe, "psnr": round(scores["psnr"], 3),
+            points.append({"method": name, "nfe": nfe, "psnr": round(scores["psnr"], 3),
                            "ssim": round(scores["ssim"], 4), "seconds": round(seconds, 2)})
-            log.info("%s %s %4d NFE: %.2f dB / %.4f, %.1f s", task.name, method, nfe, scores["psnr"],
+            log.info("%s %s %4d NFE: %.2f dB / %.4f, %.1f s", task.name, name, nfe, scores["psnr"],
                      scores["ssim"], seconds)
     return points
 
@@ -139,14 +159,20 @@ def plot_curves(points: list[dict], title: str, path: Path) -> None:
 
 
 def store_choice(prior_name: str, record: dict, directory: Path = SHIPPED_DIR) -> Path:
-    """Write the chosen default (method and steps) and the curve into the prior's JSON."""
+    """Write the chosen default (method, steps, start) and the curve into the prior's JSON; a classical
+    start is stored as start="auto" (classical where the operator's task has a baseline, else noise)."""
     path = Path(directory) / f"{prior_name}.json"
     meta = read_json(path)
-    choice = record["choice"]
-    meta["default_method"] = choice["method"]
+    method, options = parse_method(record["choice"]["method"])
+    meta["default_method"] = method
     prior = load_prior(path.with_suffix(".safetensors"))
-    meta.setdefault("solve_defaults", {}).setdefault(choice["method"], {})["steps"] = \
-        steps_for(choice["method"], choice["nfe"], prior)
+    defaults = meta.setdefault("solve_defaults", {}).setdefault(method, {})
+    defaults["steps"] = steps_for(method, record["choice"]["nfe"], prior)
+    for key in ("start", "t_start"):
+        defaults.pop(key, None)
+    if options["start"] != "noise":
+        defaults.update(start="auto" if options["start"] == "classical" else options["start"],
+                        t_start=options["t_start"])
     meta.setdefault("curves", {})[record["task"]] = record
     atomic_write_text(path, json.dumps(meta, indent=2))
     return path
@@ -181,6 +207,8 @@ def run(priors: list[str], n_images: int, size: int | None, levels: dict[str, li
         figure_dir, tolerance: float = 0.5, max_default_nfe: int | None = 100, store: bool = False, note: str = "", cost_size: int = 256,
         device=None) -> dict[str, dict]:
     """Measure the curves of every prior in ``priors``, writing the report section after each."""
+    for name in levels:
+        parse_method(name)   # a misspelt method fails before any measurement
     records = {}
     for name in priors:
         if name not in CURVE_TASKS:

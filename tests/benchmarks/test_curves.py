@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from scoremed.benchmarks.curves import (CURVE_TASKS, centre_crop, cg_step_cost, choose_default, curve_points,
-                                        curves_markdown, plot_curves, store_choice)
+                                        curves_markdown, parse_method, plot_curves, store_choice)
 from scoremed.errors import InputError
 
 
@@ -28,6 +28,15 @@ def test_the_default_is_the_cheapest_point_near_the_best():
         choose_default([point("dps", 50, math.nan)])
 
 
+def test_method_names_with_a_start():
+    assert parse_method("dds") == ("dds", {"start": "noise"})
+    assert parse_method("diffpir@classical-0.3") == ("diffpir", {"start": "classical", "t_start": 0.3})
+    assert parse_method("dds@direct-0.5") == ("dds", {"start": "direct", "t_start": 0.5})
+    for bad in ("ddx", "diffpir@tv-0.3", "diffpir@classical", "diffpir@classical-x"):
+        with pytest.raises(InputError, match="method: expected one of"):
+            parse_method(bad)
+
+
 def test_centre_crop_takes_the_middle_window():
     images = torch.arange(2 * 6 * 8, dtype=torch.float32).reshape(1, 2, 6, 8)
     torch.testing.assert_close(centre_crop(images, 4), images[..., 1:5, 2:6])
@@ -39,8 +48,9 @@ def test_curve_on_the_smoke_prior_cost_figure_and_stored_choice(tmp_path, smoke_
 
     task = CURVE_TASKS["mri-brain"]
     truth = torch.rand(2, 1, 16, 16)
-    points = curve_points(task, smoke_prior, truth, {"dds": [4, 8], "diffpir": [4]})
-    assert [(p["method"], p["nfe"]) for p in points] == [("dds", 4), ("dds", 8), ("diffpir", 4)]
+    points = curve_points(task, smoke_prior, truth, {"dds": [4, 8], "diffpir": [4], "diffpir@classical-0.4": [4]})
+    assert [(p["method"], p["nfe"]) for p in points] == [("dds", 4), ("dds", 8), ("diffpir", 4),
+                                                         ("diffpir@classical-0.4", 4)]
     assert all(math.isfinite(p["psnr"]) and 0 < p["ssim"] <= 1 for p in points)
     cost = cg_step_cost(smoke_prior, task, (1, 16, 16), iterations=5, repeats=1)
     assert cost["network_s"] > 0 and cost["cg_s"] > 0 and cost["ratio"] == pytest.approx(
@@ -53,9 +63,15 @@ def test_curve_on_the_smoke_prior_cost_figure_and_stored_choice(tmp_path, smoke_
     assert main(["export", str(smoke_run), "--name", "smoke", "--out-dir", str(tmp_path)]) == 0
     store_choice("smoke", record, tmp_path)
     meta = json.loads((tmp_path / "smoke.json").read_text())
-    assert meta["default_method"] == record["choice"]["method"]
-    assert meta["solve_defaults"][record["choice"]["method"]]["steps"] == record["choice"]["nfe"]
+    method = parse_method(record["choice"]["method"])[0]
+    assert meta["default_method"] == method
+    assert meta["solve_defaults"][method]["steps"] == record["choice"]["nfe"]
     assert meta["curves"]["mri-4x"]["points"] == points
+    store_choice("smoke", {**record, "choice": points[-1]}, tmp_path)   # a classical start is stored as "auto"
+    stored = json.loads((tmp_path / "smoke.json").read_text())["solve_defaults"]["diffpir"]
+    assert stored == {"steps": 4, "start": "auto", "t_start": 0.4}
+    store_choice("smoke", {**record, "choice": points[2]}, tmp_path)    # ... and removed by a noise start
+    assert json.loads((tmp_path / "smoke.json").read_text())["solve_defaults"]["diffpir"] == {"steps": 4}
 
 
 def test_validation_images_are_cropped_except_ct_which_is_resampled():
