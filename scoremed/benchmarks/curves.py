@@ -193,7 +193,7 @@ def curves_markdown(records: dict[str, dict], note: str = "") -> str:
     sizes = "; ".join(f"{name} {r['size']} ({r['how']})" for name, r in records.items())
     return ("## Quality against network evaluations (`scoremed benchmark curves`)\n\n"
             + (note + "\n\n" if note else "")
-            + f"{first['images']} validation images per prior (never test images): {sizes} — a central crop at "
+            + f"{first['images']} validation images per prior (never test images): {sizes} — native, a central crop at "
               "native pixel size, or for CT the whole slice resampled; the same network under every method. The "
               f"default of each prior is the cheapest point within {first['tolerance']} dB of its best PSNR at "
               f"≤ {first.get('max_default_nfe')} NFE (stored in its JSON by `--store`). "
@@ -219,7 +219,7 @@ def run(priors: list[str], n_images: int, size: int | None, levels: dict[str, li
         start = time.perf_counter()
         points = curve_points(task, prior, truth, levels)
         dds = prior.solve_defaults.get("dds", {}).get("cg_iterations", 5)
-        how = "resampled" if size is not None and task.op == "ct" else "central crop"
+        how = "native" if size is None else "resampled" if task.op == "ct" else "central crop"
         record = {"task": task.name, "images": truth.shape[0], "size": "x".join(map(str, truth.shape[-2:])),
                   "how": how,
                   "tolerance": tolerance, "points": points, "choice": choose_default(points, tolerance, max_default_nfe), "max_default_nfe": max_default_nfe,
