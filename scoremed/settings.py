@@ -35,6 +35,11 @@ class SolveSettings:
     compile: str = "off"          #: torch.compile mode: off, default, reduce-overhead (CUDA graphs), max-autotune
 
     @property
+    def start_label(self) -> str:
+        """Where the reverse process starts, as calibrations record it: "noise" or e.g. "classical@0.2"."""
+        return "noise" if self.start == "noise" else f"{self.start}@{self.t_start:g}"
+
+    @property
     def evaluations(self) -> int:
         """Score evaluations per reconstruction."""
         corrector_evals = self.n_corrector_steps if self.corrector != "none" else 0

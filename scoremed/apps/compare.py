@@ -9,8 +9,8 @@ import torch
 from scoremed.apps.metrics import mean_metrics
 from scoremed.benchmarks.calibration import calibrated_std
 from scoremed.prior import ScorePrior
-from scoremed.settings import default_method
-from scoremed.solve import sample_posterior
+from scoremed.settings import default_method, settings_for
+from scoremed.solve import resolve_start, sample_posterior
 from scoremed.tasks import classical_name, classical_reconstruction
 
 
@@ -40,7 +40,9 @@ def run_comparison(y: torch.Tensor, operator, prior: ScorePrior, truth: torch.Te
     classical, t_classical = _timed(lambda: classical_reconstruction(y, operator))
     samples, t_score = _timed(lambda: sample_posterior(y, operator, n_samples, prior=prior, **solve_options))
     method = solve_options.get("method") or default_method(prior)
-    std, note = calibrated_std(samples, prior, method) if n_samples > 1 else (None, "")
+    started = {key: solve_options[key] for key in ("start", "t_start") if solve_options.get(key) is not None}
+    start = resolve_start(settings_for(prior, method, **started), operator).start_label
+    std, note = calibrated_std(samples, prior, method, start) if n_samples > 1 else (None, "")
     results = {
         "direct": MethodResult("direct (zero-filled / FBP / masked)", direct, t_direct),
         "classical": MethodResult(classical_name(operator), classical, t_classical),

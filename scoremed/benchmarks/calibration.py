@@ -7,8 +7,9 @@ Student's t with n - 1 degrees of freedom, so mean +/- 1.645 std covers a fresh 
 probability P(|t_{n-1}| < 1.645 / sqrt(1 + 1/n)) (76 % for n = 4). :func:`sample_factor` is the
 factor that makes it 90 %; a prior's stored ``std_scale`` (fitted on validation images by
 :func:`fit_scale`) corrects what remains, the sampler's own miscalibration. The calibrated std
-of n samples is ``std * std_scale * sample_factor(n)``; it is stored per method in the prior's
-JSON under ``calibration`` (kept in ``prior.metadata``) and applied by :func:`calibrated_std`.
+of n samples is ``std * std_scale * sample_factor(n)``; it is stored per method, with the start it
+was fitted from, in the prior's JSON under ``calibration`` (kept in ``prior.metadata``) and applied
+by :func:`calibrated_std` to samples of that method and start only.
 """
 from __future__ import annotations
 
@@ -86,22 +87,23 @@ def report(truth: torch.Tensor, samples: torch.Tensor, std_scale: float | None =
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
-def stored_scale(prior, method: str) -> float | None:
-    """The prior's fitted ``std_scale`` for ``method`` (None: not calibrated, or calibrated for other
-    weights than the prior's)."""
+def stored_scale(prior, method: str, start: str = "noise") -> float | None:
+    """The prior's fitted ``std_scale`` for ``method`` started at ``start`` (a
+    :attr:`~scoremed.settings.SolveSettings.start_label`; None: not calibrated, calibrated for another
+    start, or for other weights than the prior's). A record without a start was fitted from noise."""
     record = (prior.metadata.get("calibration") or {}).get(method)
-    if not isinstance(record, dict) or "std_scale" not in record:
+    if not isinstance(record, dict) or "std_scale" not in record or record.get("start", "noise") != start:
         return None
     fitted, current = record.get("weights_sha256"), prior.metadata.get("weights_sha256")
     return None if fitted and current and fitted != current else float(record["std_scale"])
 
 
-def calibrated_std(samples: torch.Tensor, prior, method: str) -> tuple[torch.Tensor, str]:
-    """(std (B, C, H, W), note) of samples (n, B, C, H, W): scaled by the prior's ``std_scale`` for
-    ``method`` and :func:`sample_factor` when it has one (note "std x1.23, calibrated"), else the raw
-    sample std (note "std uncalibrated")."""
+def calibrated_std(samples: torch.Tensor, prior, method: str, start: str = "noise") -> tuple[torch.Tensor, str]:
+    """(std (B, C, H, W), note) of samples (n, B, C, H, W) of ``method`` started at ``start``: scaled by
+    the prior's ``std_scale`` for them and :func:`sample_factor` when it has one (note "std x1.23,
+    calibrated"), else the raw sample std (note "std uncalibrated")."""
     std = samples.std(0)
-    scale = stored_scale(prior, method)
+    scale = stored_scale(prior, method, start)
     if scale is None:
         return std, "std uncalibrated"
     factor = scale * sample_factor(samples.shape[0])
@@ -119,7 +121,7 @@ def calibrate(prior_name: str, method: str, n_val: int = 3, n_test: int = 3, n_s
     """
     from scoremed.benchmarks.tuning import TUNING_TASK, split_images
     from scoremed.settings import settings_for
-    from scoremed.solve import sample_posterior
+    from scoremed.solve import resolve_start, sample_posterior
     from scoremed.tasks import get_task
     from scoremed.training.checkpoint import load_prior
 
@@ -137,10 +139,11 @@ def calibrate(prior_name: str, method: str, n_val: int = 3, n_test: int = 3, n_s
     for split, (truth, _) in sets.items():
         samples[split] = sample_posterior(operator(truth.to(prior.device)), operator, n_samples, prior=prior,
                                           method=method, seed=seed, progress=False, batch_size=batch_size).cpu()
-    settings = settings_for(prior, method)
+    settings = resolve_start(settings_for(prior, method), operator)
     record = calibration_record(sets["val"][0], samples["val"], sets["test"][0], samples["test"])
     record["validation"]["indices"], record["test"]["indices"] = sets["val"][1], sets["test"][1]
-    return {**record, "task": task_name, "steps": settings.steps, "weights_sha256": prior.metadata.get("weights_sha256"),
+    return {**record, "task": task_name, "steps": settings.steps, "start": settings.start_label,
+            "weights_sha256": prior.metadata.get("weights_sha256"),
             "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -184,7 +187,7 @@ def calibration_markdown(priors: dict[str, dict]) -> str:
                 s = r[split]
                 if r.get("weights_sha256") not in (None, meta.get("weights_sha256")):
                     continue                    # fitted for weights the prior no longer has
-                rows.append([name, method, r["task"], "x".join(map(str, r["image_size"])), r["n_samples"],
+                rows.append([name, f"{method} from {r.get('start', 'noise')}", r["task"], "x".join(map(str, r["image_size"])), r["n_samples"],
                              f"{r['std_scale']:.3f}", f"{split} ({len(s['indices'])} images)",
                              f"{s['coverage_raw']:.3f}", f"{s['coverage_sample_corrected']:.3f}",
                              f"{s['coverage_calibrated']:.3f}", f"{s['correlation']:.3f}"])

@@ -160,3 +160,24 @@ def test_a_scale_fitted_for_other_weights_is_ignored_and_not_stored(tmp_path):
         store_calibration("p", "dds", {"std_scale": 1.2, "weights_sha256": "old"}, tmp_path)
     store_calibration("p", "dds", {"std_scale": 1.2, "weights_sha256": "new"}, tmp_path)
     assert json.loads((tmp_path / "p.json").read_text())["calibration"]["dds"]["std_scale"] == 1.2
+
+
+def test_a_scale_applies_only_to_the_start_it_was_fitted_from():
+    from scoremed.apps.compare import run_comparison
+    from scoremed.benchmarks.calibration import stored_scale
+    from scoremed.tasks import inpaint, make_operator
+
+    prior = scoremed.gaussian_prior(scoremed.VESDE(sigma_max=5.0), torch.full((16,), 0.5), 0.05 * torch.eye(16),
+                                    (1, 4, 4))
+    prior.metadata["calibration"] = {"dds": {"std_scale": 1.5}}   # no start recorded: fitted from noise
+    assert stored_scale(prior, "dds") == 1.5
+    assert stored_scale(prior, "dds", "classical@0.2") is None
+    prior.metadata["calibration"] = {"dds": {"std_scale": 2.0, "start": "classical@0.3"}}
+    assert stored_scale(prior, "dds", "classical@0.3") == 2.0
+    assert stored_scale(prior, "dds") is None
+    operator = make_operator("inpaint", (1, 4, 4), inpaint.Options(mask_kind="random", seed=1))
+    y = operator(torch.full((1, 1, 4, 4), 0.5))
+    options = dict(n_samples=3, steps=4, seed=0, progress=False, method="dds", t_start=0.3)
+    for start, calibrated in (("auto", True), ("classical", True), ("direct", False), ("noise", False)):
+        label = run_comparison(y, operator, prior, start=start, **options)[0]["scoremed"].label
+        assert ("calibrated" in label and "uncalibrated" not in label) == calibrated, (start, label)
