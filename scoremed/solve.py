@@ -2,8 +2,11 @@
 
 One PC loop (:func:`scoremed.sampling.pc_sampler`) serves every task; the method only chooses
 the conditioning: a measurement step (``consistency``, ``projection``), a guided score (``dps``)
-or conjugate-gradient data consistency on the Tweedie estimate inside DDIM steps (``dds``).
-Settings: :mod:`scoremed.settings`.
+or conjugate-gradient data consistency on the Tweedie estimate inside DDIM steps (``dds``), or
+an exact proximal data step on it (``diffpir``). The reverse process starts from noise at T or,
+warm (``start``), from the direct or the tuned classical reconstruction perturbed to ``t_start``
+(Chung et al. 2022, CCDF): fewer steps, and the prior only has to add what the classical method
+misses. Settings: :mod:`scoremed.settings`.
 """
 from __future__ import annotations
 
