@@ -66,19 +66,36 @@ def start_estimate(start: str, operator, y: torch.Tensor, y_model: torch.Tensor,
     return x0.expand(y.shape[0], *prior.image_shape)
 
 
-def resolve_start(settings: SolveSettings, operator) -> SolveSettings:
-    """``settings`` with start="auto" made concrete: "classical" if the operator's task has a classical
-    baseline (scoremed's MRI, CT, inpainting and colorization operators), else "noise"."""
+def resolve_start(settings: SolveSettings, operator, given: bool = False) -> SolveSettings:
+    """``settings`` with start="auto" made concrete: "classical" if a start image is ``given`` or the
+    operator's task has a classical baseline (scoremed's MRI, CT, inpainting and colorization
+    operators), else "noise"."""
     if settings.start != "auto":
         return settings
     from scoremed.tasks import image_size, task_for
 
-    try:
-        task_for(operator).strongest(operator, image_size(operator))
-        start = "classical"
-    except InputError:
-        start = "noise"
+    start = "classical"
+    if not given:
+        try:
+            task_for(operator).strongest(operator, image_size(operator))
+        except InputError:
+            start = "noise"
     return dataclasses.replace(settings, start=start)
+
+
+def checked_start_image(image: object, settings: SolveSettings, shape: tuple[int, ...]) -> torch.Tensor:
+    """``start_image`` as float32 after checking it fits the start and the shape (B, *image_shape)."""
+    if settings.start != "classical":
+        raise InputError(f"start_image: needs start='classical' or 'auto', got start={settings.start!r}")
+    if not isinstance(image, torch.Tensor) or not image.is_floating_point():
+        got = f"dtype {image.dtype}" if isinstance(image, torch.Tensor) else type(image).__name__
+        raise InputError(f"start_image: expected a real floating-point tensor, got {got}")
+    if tuple(image.shape) != tuple(shape):
+        raise InputError(f"start_image: expected shape {tuple(shape)} (one image per measurement), "
+                         f"got {tuple(image.shape)}")
+    if not bool(torch.isfinite(image).all()):
+        raise InputError("start_image: contains NaN or Inf")
+    return image.to(torch.float32)
 
 
 def perturbed_start(sde, x0: torch.Tensor, t_start: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -177,7 +194,7 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
                      t_start: float | None = None, precision: str | None = None, channels_last: bool | None = None,
                      compile: str | bool | None = None, eta: float | None = None, cg_iterations: int | None = None,
                      gamma: float | None = None, guard: float | None = None, prox_lambda: float | None = None,
-                     sigma_y: float | None = None) -> torch.Tensor:
+                     sigma_y: float | None = None, start_image: torch.Tensor | None = None) -> torch.Tensor:
     """``n`` posterior samples given measurement ``y``; shape (n, B, *image_shape), data space, where
     image_shape is the prior's, or the operator's image size for a resolution-free prior.
 
@@ -211,6 +228,9 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
             SDE's marginal to time ``t_start`` (e.g. 0.3) and take ``steps`` steps from there
             (a shortened schedule); "auto": "classical" where the operator's task has a classical
             baseline, else "noise" (the shipped priors' default for diffpir).
+        start_image: a reconstruction (B, *image_shape), data space, to start from instead of
+            computing one (e.g. a TV result you already have, or one from your own solver); makes
+            start="auto" a classical start for any operator; not with start="noise" / "direct".
         precision, channels_last, compile: speed options of the network evaluations:
             "fp32" | "bf16" (autocast) | "auto" (bf16 on CUDA only); channels-last memory
             format; torch.compile mode "off" | "default" | "reduce-overhead" (CUDA graphs,
@@ -240,7 +260,9 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
                             precision=precision, channels_last=channels_last, compile=compile, eta=eta,
                             cg_iterations=cg_iterations, gamma=gamma, guard=guard, prox_lambda=prox_lambda,
                             sigma_y=sigma_y)
-    settings = resolve_start(settings, operator)
+    settings = resolve_start(settings, operator, given=start_image is not None)
+    if start_image is not None:
+        start_image = checked_start_image(start_image, settings, (y.shape[0], *prior.image_shape)).to(device)
     y_model = _model_measurement(y, operator, prior)
     generator = make_generator(seed, device)
     if seed is not None and callable(getattr(prior.score_fn, "reseed", None)):
@@ -250,7 +272,8 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
     y_all = y_model.repeat(n, *([1] * (y.ndim - 1)))
     x0_all = None
     if settings.start != "noise" and settings.t_start < sde.T:
-        x0_all = start_estimate(settings.start, operator, y, y_model, prior).repeat(n, 1, 1, 1)
+        x0_all = (prior.to_model(start_image) if start_image is not None
+                  else start_estimate(settings.start, operator, y, y_model, prior)).repeat(n, 1, 1, 1)
     chunk = batch_size or y_all.shape[0]
     outputs = []
     for first in range(0, y_all.shape[0], chunk):
@@ -313,7 +336,7 @@ def _raise_if_guard_tripped(guidance: DPSGuidance, settings: SolveSettings) -> N
 
 
 SOLVE_OPTIONS = {"zeta", "predictor", "corrector", "batch_size", "start", "t_start", "precision", "channels_last",
-                 "compile", "eta", "cg_iterations", "gamma", "guard", "prox_lambda", "sigma_y"}
+                 "compile", "eta", "cg_iterations", "gamma", "guard", "prox_lambda", "sigma_y", "start_image"}
 
 
 def solve(y: torch.Tensor, operator, prior: ScorePrior | None = None, method: str | None = None,
@@ -324,7 +347,7 @@ def solve(y: torch.Tensor, operator, prior: ScorePrior | None = None, method: st
 
     See :func:`sample_posterior` for the arguments; ``options`` passes ``zeta``, ``predictor``,
     ``corrector``, ``batch_size``, the dds settings (``eta``, ``cg_iterations``, ``gamma``), the
-    dps ``guard`` and the schedule and speed options (``start``, ``t_start``, ``precision``,
+    dps ``guard`` and the schedule and speed options (``start``, ``t_start``, ``start_image``, ``precision``,
     ``channels_last``, ``compile``) through. ``scoremed.solve(y, op, method="dds", steps=50)``
     is the fast CG data-consistency solver.
 

@@ -103,7 +103,29 @@ def test_classical_start_needs_an_operator_of_a_known_task():
         scoremed.solve(operator(x), operator, prior=prior, steps=3, start="classical", t_start=0.3, progress=False)
 
 
+def test_a_given_start_image_replaces_the_computed_classical_start():
+    from scoremed.tasks import classical_reconstruction
+
+    prior, _, _, x = gaussian_case(scoremed.VESDE(sigma_max=5.0))
+    operator = MRI(cartesian_mask((H, H), accel=4, center_fraction=0.25, seed=0))
+    y = operator(x)
+    run = dict(prior=prior, method="diffpir", steps=4, t_start=0.3, seed=0, progress=False)
+    classical = classical_reconstruction(y, operator)
+    torch.testing.assert_close(scoremed.solve(y, operator, start_image=classical, start="auto", **run),
+                               scoremed.solve(y, operator, start="classical", **run))
+    # a user operator has no classical baseline, but a start image of the user's own makes "auto" warm
+    custom = scoremed.operators.as_operator(lambda v: operator(v), image_shape=(1, H, H))
+    tiny = dict(run, method="projection", steps=1, corrector="none", t_start=1e-3)
+    warm = scoremed.solve(y, custom, start_image=classical, start="auto", **tiny)
+    assert float((warm - classical).norm()) < 0.1 * float(classical.norm())
+
+
 @pytest.mark.parametrize("bad, match", [
+    ({"start": "noise", "start_image": torch.zeros(1, 1, H, H)}, "start_image: needs start='classical' or 'auto'"),
+    ({"start": "direct", "t_start": 0.3, "start_image": torch.zeros(1, 1, H, H)}, "start_image: needs start="),
+    ({"start": "auto", "start_image": torch.zeros(1, 1, H + 1, H)}, r"start_image: expected shape \(1, 1, 8, 8\)"),
+    ({"start": "auto", "start_image": torch.zeros(1, 1, H, H, dtype=torch.int64)}, "start_image: expected a real floating"),
+    ({"start": "auto", "start_image": torch.full((1, 1, H, H), float("nan"))}, "start_image: contains NaN"),
     ({"start": "middle"}, "start: expected one of"),
     ({"start": "direct", "t_start": 1.5}, "t_start: expected a value"),
     ({"precision": "fp16"}, "precision: expected one of"),

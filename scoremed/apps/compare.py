@@ -34,19 +34,24 @@ def run_comparison(y: torch.Tensor, operator, prior: ScorePrior, truth: torch.Te
     y (B, ...); mean PSNR / SSIM over the batch when ``truth`` (B, C, H, W) is given.
 
     Returns the results by method name and the pixelwise posterior std (None for one sample), scaled
-    by the prior's calibration for the method when it has one (the scoremed label says which).
+    by the prior's calibration for the method and start when it has one (the scoremed label says
+    which). A classical warm start reuses the classical result, and scoremed's seconds include it.
     """
     direct, t_direct = _timed(lambda: operator.pseudo_inverse(y))
     classical, t_classical = _timed(lambda: classical_reconstruction(y, operator))
-    samples, t_score = _timed(lambda: sample_posterior(y, operator, n_samples, prior=prior, **solve_options))
     method = solve_options.get("method") or default_method(prior)
     started = {key: solve_options[key] for key in ("start", "t_start") if solve_options.get(key) is not None}
     start = resolve_start(settings_for(prior, method, **started), operator).start_label
+    warm = start.startswith("classical")
+    if warm:   # the warm start is the classical result just computed: reused, its time counted as scoremed's
+        solve_options = {**solve_options, "start_image": classical}
+    samples, t_score = _timed(lambda: sample_posterior(y, operator, n_samples, prior=prior, **solve_options))
     std, note = calibrated_std(samples, prior, method, start) if n_samples > 1 else (None, "")
+    what = method + ("" if start == "noise" else f" from {start}") + (f"; {note}" if note else "")
     results = {
         "direct": MethodResult("direct (zero-filled / FBP / masked)", direct, t_direct),
         "classical": MethodResult(classical_name(operator), classical, t_classical),
-        "scoremed": MethodResult(f"scoremed ({method}{'; ' + note if note else ''})", samples.mean(0), t_score),
+        "scoremed": MethodResult(f"scoremed ({what})", samples.mean(0), t_score + (t_classical if warm else 0.0)),
     }
     if truth is not None:
         for result in results.values():
