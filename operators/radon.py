@@ -27,7 +27,7 @@ __all__ = ["RayTransform", "joseph_coefficients", "fbp_filter", "filter_sinogram
 BLOCK_POINTS = 2 ** 22
 #: a transform whose sparse matrices (projection, its transpose, FBP back-projection) fit in this many
 #: bytes builds them once, on first use, and multiplies by them (faster on the CPU for small images)
-CACHE_BYTES = 2 ** 28
+CACHE_BYTES = 2 ** 29
 WINDOWS = ("ramp", "shepp-logan", "cosine", "hamming", "hann")
 
 _BILINEAR, _ZEROS = 0, 0  # grid_sampler enums: interpolation and padding modes
