@@ -28,6 +28,18 @@ def _timed(fn):
     return out, time.perf_counter() - start
 
 
+def warm_start_options(prior: ScorePrior, operator, classical: torch.Tensor, **solve_options) -> tuple[dict, str]:
+    """(solve options, start label) for a run that has already computed the ``classical`` result
+    (B, C, H, W): a classical warm start (explicit, or the prior's "auto") reuses it as
+    ``start_image`` instead of computing it again; the label is the start as calibrations name it."""
+    method = solve_options.get("method") or default_method(prior)
+    started = {key: solve_options[key] for key in ("start", "t_start") if solve_options.get(key) is not None}
+    start = resolve_start(settings_for(prior, method, **started), operator).start_label
+    if start.startswith("classical"):
+        solve_options = {**solve_options, "start_image": classical}
+    return solve_options, start
+
+
 def run_comparison(y: torch.Tensor, operator, prior: ScorePrior, truth: torch.Tensor | None = None,
                    n_samples: int = 1, **solve_options) -> tuple[dict[str, MethodResult], torch.Tensor | None]:
     """Direct (pseudo-inverse), classical and scoremed (posterior mean of ``n_samples``) reconstructions of
@@ -40,11 +52,8 @@ def run_comparison(y: torch.Tensor, operator, prior: ScorePrior, truth: torch.Te
     direct, t_direct = _timed(lambda: operator.pseudo_inverse(y))
     classical, t_classical = _timed(lambda: classical_reconstruction(y, operator))
     method = solve_options.get("method") or default_method(prior)
-    started = {key: solve_options[key] for key in ("start", "t_start") if solve_options.get(key) is not None}
-    start = resolve_start(settings_for(prior, method, **started), operator).start_label
-    warm = start.startswith("classical")
-    if warm:   # the warm start is the classical result just computed: reused, its time counted as scoremed's
-        solve_options = {**solve_options, "start_image": classical}
+    solve_options, start = warm_start_options(prior, operator, classical, **solve_options)
+    warm = "start_image" in solve_options   # the classical result reused: its time counted as scoremed's
     samples, t_score = _timed(lambda: sample_posterior(y, operator, n_samples, prior=prior, **solve_options))
     std, note = calibrated_std(samples, prior, method, start) if n_samples > 1 else (None, "")
     what = method + ("" if start == "noise" else f" from {start}") + (f"; {note}" if note else "")
