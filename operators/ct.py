@@ -138,8 +138,9 @@ class CT(LinearOperator):
         circle: only the disc inscribed in the image is imaged (``skimage`` ``circle=True``);
             pixels outside it are ignored and FBP returns 0 there.
         cache_bytes: transforms whose sparse matrices fit in this many bytes (default
-            ``radon.CACHE_BYTES`` = 512 MB: 512 x 512 with up to 42 views, ~200 x 200 with 180) build them on
-            first use (about 1 s at 128^2) and multiply by them; larger ones, and all with
+            ``radon.CACHE_BYTES`` = 512 MB: 512 x 512 with up to 42 views, ~200 x 200 with 180)
+            build them on first use (about 1 s at 128^2, 7 s at 512^2 with 23 views) and multiply
+            by them; larger ones, and all with
             ``cache_bytes=0``, stay matrix-free.
 
     Line integrals in pixel units (see :class:`ParallelBeam` for the geometry), computed in

@@ -187,7 +187,8 @@ def calibration_markdown(priors: dict[str, dict]) -> str:
                 s = r[split]
                 if r.get("weights_sha256") not in (None, meta.get("weights_sha256")):
                     continue                    # fitted for weights the prior no longer has
-                rows.append([name, f"{method} from {r.get('start', 'noise')}", r["task"], "x".join(map(str, r["image_size"])), r["n_samples"],
+                rows.append([name, f"{method} from {r.get('start', 'noise')}", r["task"],
+                             "x".join(map(str, r["image_size"])), r["n_samples"],
                              f"{r['std_scale']:.3f}", f"{split} ({len(s['indices'])} images)",
                              f"{s['coverage_raw']:.3f}", f"{s['coverage_sample_corrected']:.3f}",
                              f"{s['coverage_calibrated']:.3f}", f"{s['correlation']:.3f}"])

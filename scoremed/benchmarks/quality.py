@@ -91,8 +91,8 @@ def compare_methods(task: Task, label: str, truth: torch.Tensor, prior, nfe_leve
     shown["classical"] = MethodResult(classical_name(operator), classical[:1], 0.0)
     best = None
     for method, levels in nfe_levels.items():
+        options, _ = warm_start_options(prior, operator, classical, method=method)
         for nfe in levels:
-            options, _ = warm_start_options(prior, operator, classical, method=method)
             start = time.perf_counter()
             x_hat = sample_posterior(y, operator, 1, prior=prior, steps=steps_for(method, nfe, prior), seed=seed,
                                      progress=False, **options)[0]
