@@ -1,4 +1,4 @@
-"""``scoremed benchmark {quality,native,speed}``: benchmark tables written as sections of a Markdown report.
+"""``scoremed benchmark {quality,native,curves,denoise,speed}``: benchmark tables written as sections of a Markdown report.
 
 - ``quality`` (``scripts/benchmark.py``): direct vs classical vs scoremed on held-out test
   images, one figure per task; ``--quick`` runs 4 images at one NFE level in a few minutes.
@@ -6,6 +6,10 @@
   MR/CT scans shipped inside Python packages, with seconds and peak memory per image.
 - ``curves``: PSNR / SSIM against network evaluations of every method on validation images, the CG
   step's cost against a network evaluation, and each prior's default chosen from them (``--store``).
+- ``denoise``: each prior's Tweedie denoiser against BM3D, oracle-tuned TV and the noisy input at
+  several noise levels, on held-out and real images: seconds per prior, the inner-loop measure of a
+  prior. ``--weights`` scores a training run instead of the shipped prior; ``--json`` keeps every
+  measurement, and the baselines of a previous run are reused from it.
 - ``speed`` (``scripts/benchmark_speed.py``): sampler overhead, training throughput (1 vs 2
   processes), seconds per slice and PSNR against the number of score evaluations. Run it with
   one torch thread per process (the default here) for comparable numbers; ``--json PATH``
@@ -104,6 +108,49 @@ def curves(args: argparse.Namespace) -> int:
     return 0
 
 
+def denoise_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from scoremed.benchmarks.denoise import METHODS, PRIORS, SIGMAS
+
+    p.add_argument("--priors", nargs="+", default=list(PRIORS), help="shipped priors (default: all)")
+    p.add_argument("--weights", default=None,
+                   help="score this run folder or .safetensors instead of the shipped prior (one --priors entry)")
+    p.add_argument("--split", choices=["val", "test"], default="test",
+                   help="held-out split: val to choose recipes, test (+ real scans) to report (default test)")
+    p.add_argument("--images", type=int, default=3, help="held-out images per prior (default 3)")
+    p.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS))
+    p.add_argument("--methods", nargs="+", default=list(METHODS))
+    p.add_argument("--offsets", type=int, default=1, help="average the prior's estimate over this many tilings")
+    p.add_argument("--json", default=None, help="raw results: previous rows of methods not re-run are kept")
+    p.add_argument("--no-report", action="store_true", help="print the tables, do not write the report")
+    return run_options(p, "denoise")
+
+
+def denoise(args: argparse.Namespace) -> int:
+    from scoremed.benchmarks import denoise as bench
+    from scoremed.benchmarks.report import write_report_section
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.weights and len(args.priors) != 1:
+        raise InputError(f"--weights: give exactly one --priors entry, got {args.priors}")
+    results = []
+    for prior in args.priors:
+        results += bench.run_prior(prior, args.split, args.images, args.sigmas, args.methods, device=args.device,
+                                   offsets=args.offsets, weights=args.weights)
+    if args.json:
+        results = bench.merge_results(bench.load_results(args.json), results)
+        bench.save_results(results, args.json)
+    figure = None
+    if not args.no_report:
+        path = bench.plot(results, args.sigmas, Path(args.figures) / f"{args.section}.png")
+        figure = Path(os.path.relpath(path, Path(args.report).parent)).as_posix()
+    markdown = bench.denoise_markdown(results, args.sigmas, args.split, args.note, figure)
+    print(markdown)
+    if not args.no_report:
+        print("wrote", write_report_section(args.report, args.section, markdown))
+    return 0
+
+
 def speed_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     from scoremed.benchmarks.speed import SECTIONS
 
@@ -162,17 +209,20 @@ def speed(args: argparse.Namespace) -> int:
 
 def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="benchmark", metavar="{quality,native,curves,speed}", required=True)
+    sub = p.add_subparsers(dest="benchmark", metavar="{quality,native,curves,denoise,speed}", required=True)
     quality_parser(sub.add_parser("quality", help="reconstruction quality on held-out test images"))
     native_parser(sub.add_parser("native", help="quality at native resolution: held-out and real scans"))
     curves_parser(sub.add_parser("curves", help="quality against network evaluations on validation images"))
+    denoise_parser(sub.add_parser("denoise", help="each prior as a denoiser against BM3D and TV, on held-out and "
+                                                   "real images"))
     speed_parser(sub.add_parser("speed", help="sampler overhead, training throughput, PSNR against evaluations"))
     return p
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = parser(prog).parse_args(argv)
-    return {"quality": quality, "native": native, "curves": curves, "speed": speed}[args.benchmark](args)
+    return {"quality": quality, "native": native, "curves": curves, "denoise": denoise,
+            "speed": speed}[args.benchmark](args)
 
 
 if __name__ == "__main__":
