@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from scoremed.errors import InputError
+from scoremed.training.losses import NOISE_SAMPLINGS
 
 
 @dataclass
@@ -74,6 +75,12 @@ class TrainingConfig:
     ema_decay: float = 0.999
     likelihood_weighting: bool = False
     eps: float = 1e-5
+    #: training times: "uniform" in t, or "lognormal" in the noise level sigma (data units) with
+    #: ln sigma ~ N(noise_log_mean, noise_log_std^2), a share noise_uniform_fraction still uniform in t
+    noise_sampling: str = "uniform"
+    noise_log_mean: float = -2.5
+    noise_log_std: float = 1.5
+    noise_uniform_fraction: float = 0.2
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     log_every: int = 25
@@ -110,6 +117,13 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def noise_sampling(self):
+        """The :class:`scoremed.training.losses.NoiseSampling` of the training section."""
+        from scoremed.training.losses import NoiseSampling
+
+        tc = self.training
+        return NoiseSampling(tc.noise_sampling, tc.noise_log_mean, tc.noise_log_std, tc.noise_uniform_fraction)
+
 
 def _build(cls, values: Any, where: str):
     if not isinstance(values, dict):
@@ -137,10 +151,12 @@ def _build(cls, values: Any, where: str):
 _POSITIVE = {"data.image_size", "data.pool_size", "data.channels", "sde.sigma_min", "sde.sigma_max", "sde.beta_max", "sde.N",
              "model.channels", "model.num_res_blocks", "model.num_head_channels", "model.norm_num_groups", "model.sigma_data",
              "training.steps", "training.batch_size", "training.lr", "training.eps", "training.checkpoint_every",
-             "training.keep_checkpoints", "training.log_every"}
+             "training.keep_checkpoints", "training.log_every", "training.noise_log_std"}
 _NON_NEGATIVE = {"data.num_workers", "data.patch_size", "sde.beta_min", "training.warmup", "training.grad_clip",
                  "training.seed"}
-_UNIT = {"training.ema_decay"}
+#: string fields with a fixed set of values
+_CHOICES = {"training.noise_sampling": NOISE_SAMPLINGS}
+_UNIT = {"training.ema_decay", "training.noise_uniform_fraction"}
 #: item type of list fields whose default is empty
 _LIST_ITEMS = {"data.paths": ""}
 
@@ -167,6 +183,8 @@ def _check_value(name: str, value: Any, default: Any) -> Any:
         item = default[0] if default else _LIST_ITEMS[name]
         value = [_check_value(f"{name}[{i}]", v, item) for i, v in enumerate(value)]
     base = name.split("[")[0]
+    if base in _CHOICES and value not in _CHOICES[base]:
+        raise InputError(f"config: {name} expected one of {list(_CHOICES[base])}, got {value!r}")
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return value
     if base in _POSITIVE and value <= 0 or base in _NON_NEGATIVE and value < 0 \

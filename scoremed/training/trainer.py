@@ -33,7 +33,7 @@ from scoremed.training.checkpoint import (latest_checkpoint, load_weights_strict
 from scoremed.training.config import Config
 from scoremed.training.distributed import DistContext
 from scoremed.training.ema import EMA
-from scoremed.training.losses import draw_dsm_noise, dsm_loss, dsm_loss_given_noise
+from scoremed.training.losses import NoiseSampling, draw_dsm_noise, dsm_loss, dsm_loss_given_noise
 
 log = logging.getLogger("scoremed.training")
 
@@ -76,7 +76,8 @@ class StepBatchSampler(Sampler[list[int]]):
 
 
 def shard_noise(sde: SDE, shape: tuple[int, ...], eps: float, generator: torch.Generator, rank: int,
-                world_size: int, device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+                world_size: int, device, dtype=torch.float32,
+                sampling: NoiseSampling = NoiseSampling()) -> tuple[torch.Tensor, torch.Tensor]:
     """(t, z) of rank ``rank``'s share of a global batch (B * world_size, ...) of DSM noise.
 
     Draws exactly what :func:`scoremed.training.losses.dsm_loss` draws for the whole global batch
@@ -84,7 +85,7 @@ def shard_noise(sde: SDE, shape: tuple[int, ...], eps: float, generator: torch.G
     the union over ranks equals the single-process draw.
     """
     local = shape[0]
-    t, z = draw_dsm_noise(sde, (local * world_size, *shape[1:]), eps, generator, device, dtype)
+    t, z = draw_dsm_noise(sde, (local * world_size, *shape[1:]), eps, generator, device, dtype, sampling)
     rows = slice(rank * local, (rank + 1) * local)
     return t[rows], z[rows]
 
@@ -122,6 +123,7 @@ class Trainer:
         self.compile_mode = resolve_compile(tc.compile, self.device)
         self.channels_last = bool(tc.channels_last)
         self.sde = sde_from_config(config.sde.kind, **config.sde.params())
+        self.noise_sampling = config.noise_sampling()
         torch.manual_seed(tc.seed)
         self.model = build_score_network(config.architecture(), self.sde).to(self.device)
         if self.channels_last:
@@ -228,10 +230,11 @@ class Trainer:
             group["lr"] = self._lr()
         if self.dist.is_distributed:
             t, z = shard_noise(self.sde, tuple(x0.shape), tc.eps, generator, self.dist.rank, self.dist.world_size,
-                               x0.device, x0.dtype)
+                               x0.device, x0.dtype, self.noise_sampling)
             loss = dsm_loss_given_noise(score, self.sde, x0, t, z, tc.likelihood_weighting).mean()
         else:
-            loss = dsm_loss(score, self.sde, x0, tc.eps, tc.likelihood_weighting, generator).mean()
+            loss = dsm_loss(score, self.sde, x0, tc.eps, tc.likelihood_weighting, generator,
+                            self.noise_sampling).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if tc.grad_clip > 0:
