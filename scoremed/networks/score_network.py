@@ -14,8 +14,9 @@ from scoremed.utils import append_dims
 
 #: time-label conventions: what the backbone receives as its "timestep" argument
 TIME_LABELS = ("999t", "sigma")
-#: output conventions: "epsilon" -> score = -out / std(t); "score" -> score = out
-OUTPUTS = ("epsilon", "score")
+#: output conventions: "epsilon" -> score = -out / std(t); "score" -> score = out;
+#: "edm" -> the backbone output is the F of a Karras et al. (2022) preconditioned denoiser (see ScoreNetwork)
+OUTPUTS = ("epsilon", "score", "edm")
 
 
 class ScoreNetwork(nn.Module):
@@ -26,7 +27,12 @@ class ScoreNetwork(nn.Module):
         sde: gives std(t) and the mean coefficient a(t).
         time_label: "999t" (label = 999 t, DDPM-style) or "sigma" (label = std(t), NCSN-style).
         output: "epsilon" (the backbone predicts the noise; score = -out / std(t)) or
-            "score" (the backbone output is the score, e.g. NCSN++ with scale_by_sigma).
+            "score" (the backbone output is the score, e.g. NCSN++ with scale_by_sigma) or "edm"
+            (Karras et al. 2022: in data space y = x / a(t) with noise sigma = std(t) / a(t), the
+            denoiser is D = c_skip y + c_out out, c_skip = sigma_data^2 / (sigma^2 + sigma_data^2),
+            c_out = sigma sigma_data / sqrt(sigma^2 + sigma_data^2); score = (a D - x) / std^2).
+            "edm" implies input_scaling (c_in); with the DSM loss its weighting is EDM's up to a
+            factor 1 + sigma^2 / sigma_data^2.
         input_scaling: feed x / sqrt(a(t)^2 sigma_data^2 + std(t)^2) so the backbone sees
             unit-scale inputs at every noise level (helps small networks on VE SDEs).
         sigma_data: typical data standard deviation used by input_scaling.
@@ -53,15 +59,28 @@ class ScoreNetwork(nn.Module):
         """Score (B, C, ...) at x (B, C, ...), t (B,); ``position`` (B, 2, H, W) for patch networks."""
         std = self.sde.marginal_std(t)
         label = 999.0 * t if self.time_label == "999t" else std
-        if self.input_scaling:
+        inputs = x
+        if self.input_scaling or self.output == "edm":
             a = self.sde.mean_coeff(t)
-            x = x * append_dims(torch.rsqrt(a * a * self.sigma_data ** 2 + std * std), x.ndim)
+            inputs = x * append_dims(torch.rsqrt(a * a * self.sigma_data ** 2 + std * std), x.ndim)
         if self.position_channels:
             if position is None:
                 position = image_positions(x.shape[0], x.shape[-2], x.shape[-1], x.device).to(x.dtype)
-            x = torch.cat([x, position], 1)
-        out = self.backbone(x, label)
-        return -out / append_dims(std, x.ndim) if self.output == "epsilon" else out
+            inputs = torch.cat([inputs, position], 1)
+        out = self.backbone(inputs, label)
+        if self.output == "epsilon":
+            return -out / append_dims(std, x.ndim)
+        if self.output == "edm":
+            return self._edm_score(x, out, a, std)
+        return out
+
+    def _edm_score(self, x: torch.Tensor, out: torch.Tensor, a: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """score (like x) of the preconditioned denoiser D = c_skip x / a + c_out out (see the class)."""
+        a, std = append_dims(a, x.ndim), append_dims(std, x.ndim)
+        sigma, sd2 = std / a, self.sigma_data ** 2
+        norm = sigma * sigma + sd2
+        denoised = (sd2 / norm) * (x / a) + (sigma * self.sigma_data * torch.rsqrt(norm)) * out
+        return (a * denoised - x) / (std * std)
 
 
 def build_score_network(arch: dict[str, Any], sde: SDE) -> ScoreNetwork:
