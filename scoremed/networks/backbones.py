@@ -31,8 +31,14 @@ def _ncsnpp(arch: dict[str, Any]) -> nn.Module:
     return build_ncsnpp(arch)
 
 
+def _resunet(arch: dict[str, Any]) -> nn.Module:
+    from scoremed.networks.resunet import build_resunet
+
+    return build_resunet(arch)
+
+
 #: backbone builders by architecture name; each takes the architecture dict
-BACKBONES = {"monai-unet": _monai_unet, "ncsnpp": _ncsnpp}
+BACKBONES = {"monai-unet": _monai_unet, "ncsnpp": _ncsnpp, "resunet": _resunet}
 
 
 def build_backbone(arch: dict[str, Any]) -> nn.Module:

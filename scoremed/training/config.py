@@ -59,10 +59,14 @@ class ModelConfig:
     num_head_channels: int = 32
     norm_num_groups: int = 16
     resblock_updown: bool = False
+    bias: bool = False                  # resunet: convolutions with bias terms (default bias-free)
     time_label: str = "999t"
     output: str = "epsilon"
     input_scaling: bool = True
     sigma_data: float = 0.5
+    #: how a patch prior scores a whole image: "tiles" (P x P tiles at a random offset) or "full"
+    #: (one fully convolutional pass; exact for networks without normalisation or attention)
+    patch_mode: str = "tiles"
 
 
 @dataclass
@@ -155,7 +159,7 @@ _POSITIVE = {"data.image_size", "data.pool_size", "data.channels", "sde.sigma_mi
 _NON_NEGATIVE = {"data.num_workers", "data.patch_size", "sde.beta_min", "training.warmup", "training.grad_clip",
                  "training.seed"}
 #: string fields with a fixed set of values
-_CHOICES = {"training.noise_sampling": NOISE_SAMPLINGS}
+_CHOICES = {"training.noise_sampling": NOISE_SAMPLINGS, "model.patch_mode": ("tiles", "full")}
 _UNIT = {"training.ema_decay", "training.noise_uniform_fraction"}
 #: item type of list fields whose default is empty
 _LIST_ITEMS = {"data.paths": ""}
