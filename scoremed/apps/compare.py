@@ -11,7 +11,7 @@ from scoremed.benchmarks.calibration import calibrated_std
 from scoremed.prior import ScorePrior
 from scoremed.settings import default_method, settings_for
 from scoremed.solve import resolve_start, sample_posterior
-from scoremed.tasks import classical_name, classical_reconstruction
+from scoremed.tasks import classical_name, classical_reconstruction, own_row_baselines
 
 
 @dataclass
@@ -41,9 +41,12 @@ def warm_start_options(prior: ScorePrior, operator, classical: torch.Tensor, **s
 
 
 def run_comparison(y: torch.Tensor, operator, prior: ScorePrior, truth: torch.Tensor | None = None,
-                   n_samples: int = 1, **solve_options) -> tuple[dict[str, MethodResult], torch.Tensor | None]:
+                   n_samples: int = 1, extra_baselines: bool = False,
+                   **solve_options) -> tuple[dict[str, MethodResult], torch.Tensor | None]:
     """Direct (pseudo-inverse), classical and scoremed (posterior mean of ``n_samples``) reconstructions of
-    y (B, ...); mean PSNR / SSIM over the batch when ``truth`` (B, C, H, W) is given.
+    y (B, ...); mean PSNR / SSIM over the batch when ``truth`` (B, C, H, W) is given. ``extra_baselines``: also
+    the task's baselines with a row of their own (PnP-BM3D when the bm3d package is installed; a note
+    otherwise), each under its name, between classical and scoremed.
 
     Returns the results by method name and the pixelwise posterior std (None for one sample), scaled
     by the prior's calibration for the method and start when it has one (the scoremed label says
@@ -51,6 +54,10 @@ def run_comparison(y: torch.Tensor, operator, prior: ScorePrior, truth: torch.Te
     """
     direct, t_direct = _timed(lambda: operator.pseudo_inverse(y))
     classical, t_classical = _timed(lambda: classical_reconstruction(y, operator))
+    extra = {}
+    for baseline, params, label in own_row_baselines(operator) if extra_baselines else []:
+        image, seconds = _timed(lambda baseline=baseline, params=params: baseline.run(y, operator, **params))
+        extra[baseline.name] = MethodResult(label, image, seconds)
     method = solve_options.get("method") or default_method(prior)
     solve_options, start = warm_start_options(prior, operator, classical, **solve_options)
     warm = "start_image" in solve_options   # the classical result reused: its time counted as scoremed's
@@ -60,6 +67,7 @@ def run_comparison(y: torch.Tensor, operator, prior: ScorePrior, truth: torch.Te
     results = {
         "direct": MethodResult("direct (zero-filled / FBP / masked)", direct, t_direct),
         "classical": MethodResult(classical_name(operator), classical, t_classical),
+        **extra,
         "scoremed": MethodResult(f"scoremed ({what})", samples.mean(0), t_score + (t_classical if warm else 0.0)),
     }
     if truth is not None:

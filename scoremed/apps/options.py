@@ -23,6 +23,11 @@ class ReconstructOptions:
     Resolution (:mod:`scoremed.apps.grid`): a resolution-free prior reconstructs at the data's
     own grid; ``resize`` = N asks for an N x N grid instead (a speed option: padded to a square
     and resampled, volumes resampled back); a fixed-size prior always works on its own grid.
+
+    ``extra_baselines``: also run the classical baselines compared in rows of their own (PnP-BM3D,
+    with the optional bm3d package; ten BM3D calls per image, about 35 s at 256 x 256): None runs them
+    for one image when their package is installed (a note when not) and not for volumes and
+    k-space files (every slice would pay for them); True / False always / never.
     """
     op: str = "mri"                               #: task name (scoremed.tasks.TASKS)
     operator: Any = None                          #: the task's options (None: its defaults)
@@ -42,6 +47,7 @@ class ReconstructOptions:
     seed: int = 0
     progress: bool = True
     dicom_out: str | None = None                  #: folder for a derived DICOM series (volumes only)
+    extra_baselines: bool | None = None           #: PnP-BM3D rows (None: one image yes, volumes no)
     solve: dict[str, Any] = field(default_factory=dict)   #: keyword arguments of scoremed.sample_posterior
 
     def check(self) -> "ReconstructOptions":

@@ -173,5 +173,6 @@ def reconstruct(options: ReconstructOptions, ctx=None) -> SliceOutputs | VolumeO
     log.info("prior '%s', method %s", prior.name, options.solve.get("method") or default_method(prior))
     results, std = run_comparison(y.to(device), operator.to(device), prior,
                                   truth=truth.to(device) if truth is not None else None, n_samples=options.samples,
-                                  seed=options.seed, progress=options.progress, **options.solve)
+                                  extra_baselines=options.extra_baselines is not False, seed=options.seed,
+                                  progress=options.progress, **options.solve)
     return SliceOutputs(options.op, results, truth, std, scale)

@@ -50,7 +50,8 @@ class StackResult:
 BatchSource = Union[Batch, Callable[[], Batch]]
 
 
-def _run_batch(batch: Batch, prior, n_samples: int, seed: int, solve_options: dict) -> dict:
+def _run_batch(batch: Batch, prior, n_samples: int, seed: int, solve_options: dict,
+               extra_baselines: bool = False) -> dict:
     """One batch on this process: CPU results as a picklable record.
 
     The sampler gets seed ``seed + start``; numpy's global generator (which the classical
@@ -62,7 +63,8 @@ def _run_batch(batch: Batch, prior, n_samples: int, seed: int, solve_options: di
     np.random.seed((seed + batch.start) % 2 ** 32)
     try:
         results, std = run_comparison(batch.y, batch.operator, prior, truth=None, n_samples=n_samples,
-                                      seed=seed + batch.start, progress=False, **solve_options)
+                                      extra_baselines=extra_baselines, seed=seed + batch.start, progress=False,
+                                      **solve_options)
     finally:
         np.random.set_state(state)
     return {"start": batch.start,
@@ -80,7 +82,7 @@ def _log_shares(n_batches: int, ctx) -> None:
 
 def run_stack(batches: Iterable[BatchSource], n_slices: int, prior, n_samples: int = 1, seed: int = 0,
               progress: bool = True, on_batch: Callable[[int, dict], None] | None = None,
-              ctx=None, **solve_options) -> StackResult:
+              ctx=None, extra_baselines: bool = False, **solve_options) -> StackResult:
     """Run :func:`scoremed.apps.compare.run_comparison` on every batch and gather the slices.
 
     ``batches`` yields :class:`Batch` objects or zero-argument functions building them (so
@@ -90,6 +92,7 @@ def run_stack(batches: Iterable[BatchSource], n_slices: int, prior, n_samples: i
     ``b`` uses seed ``seed + start``, so results do not depend on the order in which batches
     run, nor on which process runs them.
 
+    ``extra_baselines``: also the baselines with a row of their own (PnP-BM3D), for every slice.
     ``ctx``: a :class:`scoremed.training.distributed.DistContext` (default: the current one);
     with several processes each rank runs its contiguous share of the batches and every rank
     returns the same :class:`StackResult`. ``seconds`` are summed over all batches, whichever
@@ -107,7 +110,7 @@ def run_stack(batches: Iterable[BatchSource], n_slices: int, prior, n_samples: i
 
     def run(_k: int, source: BatchSource) -> dict:
         batch = source() if callable(source) else source
-        record = _run_batch(batch, prior, n_samples, seed, solve_options)
+        record = _run_batch(batch, prior, n_samples, seed, solve_options, extra_baselines)
         bar.update(batch.y.shape[0])
         return record
 

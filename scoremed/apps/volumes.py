@@ -126,7 +126,7 @@ def reconstruct_volume(options: ReconstructOptions, prior, ctx=None) -> VolumeOu
         recon[start:start + native.shape[0]] = window.restore(native)
 
     stack = run_stack(batches, n, prior, n_samples=options.samples, seed=options.seed, progress=options.progress,
-                      on_batch=on_batch, ctx=ctx, **options.solve)
+                      on_batch=on_batch, ctx=ctx, extra_baselines=bool(options.extra_baselines), **options.solve)
     std = None
     if stack.std is not None:
         std = geometry.from_slices(to_volume_grid(stack.std)[:, 0].numpy() * (window.high - window.low))
@@ -158,7 +158,8 @@ def reconstruct_kspace_file(options: ReconstructOptions, prior, ctx=None) -> Vol
         return Batch(i, data.kspace[i:i + 1].to(device), operator, truth)
 
     stack = run_stack([functools.partial(make_batch, i) for i in range(n)], n, prior, n_samples=options.samples,
-                      seed=options.seed, progress=options.progress, ctx=ctx, **options.solve)
+                      seed=options.seed, progress=options.progress, ctx=ctx,
+                      extra_baselines=bool(options.extra_baselines), **options.solve)
     magnitude = stack.results["scoremed"].image.abs()[:, 0].numpy() * data.scale      # (N, rows, cols)
     pixel = data.original_shape[1] / cols           # in the file's pixels: 1 on the file's own grid
     affine = LPS_TO_RAS @ np.diag([pixel, pixel, 1.0, 1.0])

@@ -3,8 +3,9 @@
 Two kinds of rows per task: the prior's held-out test split rendered at native resolution
 (``get_dataset(prior, "test", image_size=None)``: 256 x 256 brain slices, 512 x 512 phantoms,
 256 x 256 photograph crops) and, for MRI and CT, every real image of
-:mod:`scoremed.benchmarks.real_images` (scans no one here trained or tuned on). Each row
-also gives seconds per image and the process's peak resident memory after the row.
+:mod:`scoremed.benchmarks.real_images` (scans no one here trained or tuned on). Methods: direct,
+the strongest tuned classical one, PnP-BM3D when the bm3d package is installed (a note otherwise) and
+scoremed's. Each row also gives seconds per image and the process's peak resident memory after the row.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def run_native_task(task: Task, n_images: int, nfe_levels: dict[str, list[int]],
         if figure_dir is not None:
             figure = figure_dir / f"native-{label.replace(' (', '-').replace(')', '').replace(' ', '-')}.png"
         for row in compare_methods(task, f"{label} {size}", truth.to(prior.device), prior, nfe_levels, figure,
-                                   seed, std_samples=0):
+                                   seed, std_samples=0, extra_baselines=True):
             rows.append([*row, f"{peak_rss_gb():.2f}"])
     return rows
 
@@ -67,7 +68,9 @@ def native_markdown(rows: list[list[object]], n_images: int, note: str) -> str:
             f"Each task on {n_images} held-out test images of the prior's own data at native resolution, "
             "then on real MR/CT images shipped inside Python packages (never used for training or tuning; "
             "`scoremed/benchmarks/real_images.py`), each at the grid it was acquired on. Classical = the "
-            "strongest tuned classical method of the task. Peak RSS is the process's peak so far.\n\n"
+            "strongest tuned classical method of the task; PnP-BM3D (ADMM, ten BM3D calls, tuned on validation "
+            "images like the others) has a row of its own when the bm3d package is installed. Peak RSS is the "
+            "process's peak so far.\n\n"
             + markdown_table(NATIVE_HEADER, rows))
 
 

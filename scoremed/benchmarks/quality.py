@@ -18,7 +18,7 @@ from scoremed.apps.figures import save_figure
 from scoremed.apps.metrics import batch_metrics, image_metrics
 from scoremed.benchmarks.report import markdown_table
 from scoremed.solve import sample_posterior
-from scoremed.tasks import classical_name, classical_reconstruction, ct, get_task, inpaint, mri
+from scoremed.tasks import classical_name, classical_reconstruction, ct, get_task, inpaint, mri, own_row_baselines
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,12 @@ def run_task(task: Task, n_images: int, nfe_levels: dict[str, list[int]], figure
 
 
 def compare_methods(task: Task, label: str, truth: torch.Tensor, prior, nfe_levels: dict[str, list[int]],
-                    figure: Path | None, seed: int = 0, std_samples: int = 4) -> list[list[object]]:
+                    figure: Path | None, seed: int = 0, std_samples: int = 4,
+                    extra_baselines: bool = False) -> list[list[object]]:
     """Rows (label, method, NFE, PSNR, SSIM, s/image) of direct, classical and scoremed on images
-    ``truth`` (B, C, H, W) measured by ``task``'s operator at their own size; draws ``figure``."""
+    ``truth`` (B, C, H, W) measured by ``task``'s operator at their own size; draws ``figure``.
+    ``extra_baselines``: a row for each baseline of the task compared in a row of its own (PnP-BM3D when
+    the bm3d package is installed, a note otherwise), after the classical one."""
     operator = get_task(task.op).make_operator(tuple(truth.shape[1:]), task.options).to(prior.device)
     y = operator(truth)
     n = truth.shape[0]
@@ -89,6 +92,10 @@ def compare_methods(task: Task, label: str, truth: torch.Tensor, prior, nfe_leve
     t_classical = (time.perf_counter() - start) / n
     rows.append(_row(label, classical_name(operator), 0, batch_metrics(truth, classical), t_classical))
     shown["classical"] = MethodResult(classical_name(operator), classical[:1], 0.0)
+    for baseline, params, name in own_row_baselines(operator) if extra_baselines else []:
+        start = time.perf_counter()
+        image = baseline.run(y, operator, **params)
+        rows.append(_row(label, name, 0, batch_metrics(truth, image), (time.perf_counter() - start) / n))
     best = None
     for method, levels in nfe_levels.items():
         options, _ = warm_start_options(prior, operator, classical, method=method)

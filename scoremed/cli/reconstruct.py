@@ -2,7 +2,9 @@
 measurements with a score prior.
 
 With no input it simulates the measurement from the shipped test image of the task's
-default prior and prints PSNR / SSIM / time for the direct, classical and scoremed results.
+default prior and prints PSNR / SSIM / time for the direct, classical and scoremed results;
+with the optional bm3d package (``pip install 'scoremed[bm3d]'``) a PnP-BM3D row too for one image
+(``--no-extra-baselines``: without it; ``--extra-baselines``: for every slice of a volume as well).
 
 Resolution: with a resolution-free prior (the shipped ones) everything is reconstructed at the
 data's own in-plane grid: an image or a volume's slices at their size, ``--kspace`` on the
@@ -110,6 +112,10 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda if available; under torchrun cuda:LOCAL_RANK)")
     s.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="torch.distributed backend under torchrun: auto = nccl on CUDA, gloo on the CPU")
+    p.add_argument("--extra-baselines", action=argparse.BooleanOptionalAction, default=None,
+                   help="also compare PnP-BM3D (needs pip install 'scoremed[bm3d]'; ten BM3D calls per image, "
+                        "about 35 s at 256x256) in a row of its own (default: for one image when bm3d is "
+                        "installed, not for volumes or k-space files)")
     p.add_argument("--out", default=None, help="output folder (default: outputs/<op>)")
     p.add_argument("--no-progress", action="store_true")
     speed.add_sampler_arguments(p)
@@ -128,7 +134,8 @@ def options_from_args(args: argparse.Namespace) -> ReconstructOptions:
         kspace_mask=args.kspace_mask, sinogram=args.sinogram, sinogram_angles=args.sinogram_angles,
         volume_index=args.volume_index, slice_axis=args.slice_axis, intensity=args.intensity,
         ct_window=tuple(args.ct_window), batch_size=args.batch_size, resize=args.resize, samples=args.samples,
-        seed=args.seed, progress=not args.no_progress, dicom_out=dicom_out, solve=solve).check()
+        seed=args.seed, progress=not args.no_progress, dicom_out=dicom_out, extra_baselines=args.extra_baselines,
+        solve=solve).check()
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

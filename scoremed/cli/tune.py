@@ -2,9 +2,11 @@
 
 - default: snr / lam (or zeta for DPS) of shipped priors, maximising SSIM, stored as the prior's
   default solve settings (its JSON file);
-- ``--classical mri ct``: the classical baselines' parameters, maximising PSNR, stored in the
+- ``--classical mri ct inpaint``: the classical baselines' parameters, maximising PSNR, stored in the
   tuned table (``scoremed/assets/baselines/classical.json``) with untuned vs tuned validation
   and test figures; ``--size 64`` for the fixed 64 x 64 priors, ``native`` for the data's own size;
+  PnP-BM3D only with the bm3d package installed (ten BM3D calls per image and grid point: at
+  native size minutes per grid point);
 - ``--calibrate``: the posterior-std scale of shipped priors for ``--methods`` (default: the method
   each prior recommends), fitted on
   ``--images`` validation images with ``--samples`` samples each and checked on ``--test-images``

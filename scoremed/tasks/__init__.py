@@ -4,8 +4,12 @@ operators; adding a task is a new module here and one line in :data:`TASKS`.
 
     operator = make_operator("mri", (1, 320, 320), get_task("mri").options(accel=8))
     baseline = classical_reconstruction(y, operator)   # the strongest tuned baseline (tuned.py)
+    for extra, params, label in own_row_baselines(operator):     # PnP-BM3D when bm3d is installed
+        image = extra.run(y, operator, **params)
 """
 from __future__ import annotations
+
+import logging
 
 import torch
 
@@ -13,6 +17,7 @@ from scoremed.errors import InputError
 from scoremed.tasks import colorize, ct, inpaint, mri
 from scoremed.tasks.base import Baseline, Task
 
+log = logging.getLogger("scoremed")
 #: every task by name
 TASKS: dict[str, Task] = {task.name: task for task in (mri.TASK, ct.TASK, inpaint.TASK, colorize.TASK)}
 #: the shipped prior used when none is given, by operator kind
@@ -59,6 +64,24 @@ def classical_name(operator) -> str:
     return task_for(operator).strongest(operator, image_size(operator))[2]
 
 
+#: (task, baseline) pairs whose missing optional package was noted already (one note per process)
+_NOTED: set[tuple[str, str]] = set()
+
+
+def own_row_baselines(operator) -> list[tuple[Baseline, dict, str]]:
+    """(baseline, parameters, label) of the operator's task's baselines compared in rows of their own
+    (PnP-BM3D), tuned where the tuned table has them; a baseline whose optional package is missing is
+    skipped with a one-line note (once per process)."""
+    task = task_for(operator)
+    rows, missing = task.own_rows(operator, image_size(operator))
+    for baseline in missing:
+        if (task.name, baseline.name) not in _NOTED:
+            _NOTED.add((task.name, baseline.name))
+            log.info("%s: skipped, it needs the optional %s package (pip install 'scoremed[%s]')", baseline.label,
+                     baseline.requires, baseline.requires)
+    return rows
+
+
 def default_prior_name(kind: str, channels: int | None = None) -> str | None:
     """The shipped prior for an operator kind and a measurement with ``channels`` channels (None if none)."""
     for task in TASKS.values():
@@ -68,4 +91,4 @@ def default_prior_name(kind: str, channels: int | None = None) -> str | None:
 
 
 __all__ = ["Baseline", "Task", "TASKS", "DEFAULT_PRIORS", "get_task", "task_for", "make_operator", "classical_reconstruction",
-           "classical_name", "default_prior_name", "image_size"]
+           "classical_name", "own_row_baselines", "default_prior_name", "image_size"]

@@ -42,7 +42,10 @@ class Baseline:
     an iterative one calls ``callback(iteration, images)`` after every iteration, counting in
     its ``steps`` parameter. ``untuned`` are its parameters before tuning, ``grid`` the values
     ``scoremed tune`` searches (empty: nothing to tune); ``applies(operator)`` says whether it
-    can reconstruct from that operator (e.g. a geometry a library supports).
+    can reconstruct from that operator (e.g. a geometry a library supports). ``requires`` names an
+    optional package it needs (without it, it is skipped with a note). ``own_row``: compared in a row
+    of its own and never chosen as the strongest baseline (the "classical" row and warm start), for a
+    costly one or one that needs an optional package.
     """
     name: str
     label: str
@@ -51,6 +54,16 @@ class Baseline:
     grid: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     steps: str | None = None
     applies: Callable[[Any], bool] = always
+    requires: str | None = None
+    own_row: bool = False
+
+    def available(self) -> bool:
+        """Whether the optional package it needs (if any) is installed."""
+        if self.requires is None:
+            return True
+        import importlib.util
+
+        return importlib.util.find_spec(self.requires) is not None
 
     def __call__(self, y: torch.Tensor, operator, **params: Any) -> torch.Tensor:
         """The reconstruction with the untuned parameters updated by ``params``."""
@@ -100,23 +113,46 @@ class Task:
         raise InputError(f"baseline: task '{self.name}' has baselines {[b.name for b in self.baselines]}, "
                          f"got {name!r}")
 
+    def _scores(self, size: tuple[int, int] | None) -> Mapping[str, Any]:
+        """The tuned table's baselines at the size nearest to ``size`` (empty before tuning or for None)."""
+        from scoremed.tasks.tuned import entry_for
+
+        return (entry_for(self.name, size) or {}).get("baselines", {}) if size is not None else {}
+
     def strongest(self, operator, size: tuple[int, int] | None) -> tuple[Baseline, dict[str, Any], str]:
         """(baseline, parameters, label) of the strongest baseline that applies to ``operator``, for
         images of ``size`` (H, W): the best tuned validation PSNR in the tuned table at the nearest
-        size; before tuning (or for size None) the first one that applies, untuned."""
-        from scoremed.tasks.tuned import entry_for
-
-        usable = [b for b in self.baselines if b.applies(operator)]
+        size; before tuning (or for size None) the first one that applies, untuned. Baselines with a
+        row of their own (``own_row``) are never chosen."""
+        usable = [b for b in self.baselines if not b.own_row and b.applies(operator) and b.available()]
         if not usable:
             raise InputError(f"operator: no classical baseline of task '{self.name}' applies to "
                              f"{type(operator).__name__}")
-        scores = (entry_for(self.name, size) or {}).get("baselines", {}) if size is not None else {}
+        scores = self._scores(size)
         tuned = [b for b in usable if b.name in scores]
         if tuned:
             best = max(tuned, key=lambda b: scores[b.name]["psnr"])
             return best, {**best.untuned, **scores[best.name]["params"]}, f"{best.label}, tuned"
         first = usable[0]
         return first, dict(first.untuned), first.label + (", untuned" if first.grid else "")
+
+    def own_rows(self, operator, size: tuple[int, int] | None) -> tuple[list[tuple[Baseline, dict[str, Any], str]],
+                                                                        list[Baseline]]:
+        """The baselines with a row of their own that apply to ``operator``: ([(baseline, parameters,
+        label)] of those that can run, tuned at the size nearest to ``size`` when the table has them;
+        [those whose optional package is missing])."""
+        scores = self._scores(size)
+        rows, missing = [], []
+        for b in self.baselines:
+            if not (b.own_row and b.applies(operator)):
+                continue
+            if not b.available():
+                missing.append(b)
+            elif b.name in scores:
+                rows.append((b, {**b.untuned, **scores[b.name]["params"]}, f"{b.label}, tuned"))
+            else:
+                rows.append((b, dict(b.untuned), b.label + (", untuned" if b.grid else "")))
+        return rows, missing
 
     def prior_for(self, channels: int | None = None) -> str:
         """The shipped prior for measurements with ``channels`` channels (None: the task's default)."""

@@ -1,6 +1,7 @@
 """Inpainting: a centred box, the right half or 70 % random pixels missing, the shipped ``natural``
 prior (``mri-brain`` for one-channel measurements), and biharmonic inpainting
-(``skimage.restoration.inpaint_biharmonic``) as the baseline."""
+(``skimage.restoration.inpaint_biharmonic``) as the baseline; PnP-BM3D (:mod:`scoremed.tasks.pnp`, started
+from the biharmonic result) in a comparison row of its own."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from scoremed.tasks import pnp
 from scoremed.tasks.base import Baseline, Task, check_choice, option
 
 MASK_KINDS = ("box", "random", "half")
@@ -49,6 +51,15 @@ def biharmonic(y: torch.Tensor, operator) -> torch.Tensor:
     return torch.from_numpy(np.moveaxis(out, -1, 1)).float().to(y.device)
 
 
+BASELINES = (
+    Baseline("biharmonic", "biharmonic (skimage)", biharmonic),
+    # from the biharmonic result (from the masked image it stays far below): 36.7 dB against 35.3 on two
+    # 64^2 RGB validation crops with 70 % of the pixels missing
+    pnp.baseline({"sigma_start": [0.05, 0.1, 0.2], "sigma_end": [0.01], "weight": [1e-4, 1e-3]},
+                 start="classical", sigma_start=0.1, sigma_end=0.01, weight=1e-4, cg_iterations=5),
+)
+
+
 TASK = Task(name="inpaint", summary="inpainting of missing pixels", options=Options, build=make_operator,
-            baselines=(Baseline("biharmonic", "biharmonic (skimage)", biharmonic),), kinds=("inpaint",),
+            baselines=BASELINES, kinds=("inpaint",),
             default_prior="natural", prior_by_channels={1: "mri-brain", 3: "natural"})

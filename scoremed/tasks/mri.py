@@ -1,7 +1,8 @@
 """Undersampled MRI: Cartesian (random or equispaced lines) or Poisson-disc masks on the image grid,
 the shipped ``mri-brain`` prior, and three classical baselines: L1-wavelet and total variation with
 sigpy (``sigpy.mri.app.L1WaveletRecon`` / ``TotalVariationRecon``, complex images, SENSE for
-multi-coil data) and total variation of real non-negative images (:func:`scoremed.tasks.classical.tv_pdhg`).
+multi-coil data) and total variation of real non-negative images (:func:`scoremed.tasks.classical.tv_pdhg`);
+PnP-BM3D (:mod:`scoremed.tasks.pnp`, real images) in a comparison row of its own.
 
 Also the operators for measured k-space: single-coil on a given mask, and multi-coil with
 ESPIRiT coil maps (:func:`coil_operator`).
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from scoremed.errors import InputError
+from scoremed.tasks import pnp
 from scoremed.tasks.base import Baseline, Task, check_choice, option
 from scoremed.tasks.classical import tv_pdhg
 
@@ -169,6 +171,10 @@ BASELINES = (
     Baseline("tv", "TV, real x >= 0 (PDHG)", tv_pdhg, untuned={"weight": 1e-3, "iterations": 200},
              grid={"weight": [3e-4, 1e-3, 3e-3, 1e-2], "iterations": [100, 200, 400, 800]}, steps="iterations",
              applies=applies_to_real_images),
+    # from TV, 10 iterations: 23.5 dB against TV's 22.3 on two 64^2 validation slices (from the zero-filled
+    # image 21.6); the zero-filled start wanted the larger noise levels
+    pnp.baseline({"start": ["classical", "direct"], "sigma_start": [0.1, 0.5], "sigma_end": [0.02, 0.1],
+                  "weight": [1e-3]}, start="classical", sigma_start=0.3, sigma_end=0.05, weight=1e-3),
 )
 
 

@@ -19,7 +19,7 @@ from scoremed.cli.reconstruct import main as reconstruct_main  # noqa: E402
 from scoremed.io.dicom import read_series  # noqa: E402
 from scoremed.operators import CT  # noqa: E402
 
-FAST = ["--steps", "3", "--no-progress", "--seed", "0"]
+FAST = ["--steps", "3", "--no-progress", "--seed", "0", "--no-extra-baselines"]   # no PnP-BM3D row: fast
 
 
 def run(argv) -> int:
@@ -153,7 +153,8 @@ def test_sinogram_at_its_detector_count_and_angles(smoke_patch_run, tmp_path):
 
 def test_default_demo_reconstructs_the_native_test_slice(smoke_patch_run, tmp_path, capsys):
     out = tmp_path / "out"
-    assert run(["--prior", smoke_patch_run, "--op", "mri", "--out", out, "--steps", "1", "--no-progress"]) == 0
+    assert run(["--prior", smoke_patch_run, "--op", "mri", "--out", out, "--steps", "1", "--no-progress",
+                "--no-extra-baselines"]) == 0
     assert "scoremed" in capsys.readouterr().out
     assert nib.load(out / "reconstruction.nii.gz").shape == (256, 256)
     height, width = figure_size(out / "figure.png")

@@ -27,7 +27,7 @@ def test_reconstruct_from_an_image_file_writes_outputs_and_metrics(smoke_run, tm
     out = tmp_path / "out"
     code = run_cli(reconstruct.main, ["--op", op, *extra, "--input", str(disk_image(tmp_path)), "--prior",
                                       str(smoke_run), "--steps", "5", "--samples", "2", "--out", str(out),
-                                      "--no-progress"])
+                                      "--no-progress", "--no-extra-baselines"])
     stdout = capsys.readouterr().out
     assert code == 0
     for name in ("direct", "classical", "scoremed"):
@@ -38,6 +38,29 @@ def test_reconstruct_from_an_image_file_writes_outputs_and_metrics(smoke_run, tm
     produced = {p.name for p in out.iterdir()}
     assert {"figure.png", "metrics.json", "std.npy"} <= produced
     assert ("reconstruction.nii.gz" if op in ("mri", "ct") else "reconstruction.png") in produced
+
+
+def test_one_image_gets_a_pnp_bm3d_row_when_bm3d_is_installed_and_a_note_when_not(smoke_run, tmp_path, capsys,
+                                                                                  monkeypatch, caplog):
+    import logging
+
+    import scoremed.tasks
+    from scoremed.denoising import bm3d_available
+
+    argv = ["--op", "mri", "--accel", "2", "--input", str(disk_image(tmp_path)), "--prior", str(smoke_run),
+            "--steps", "2", "--no-progress"]
+    if bm3d_available():
+        assert run_cli(reconstruct.main, [*argv, "--out", str(tmp_path / "with")]) == 0
+        assert "PnP-BM3D (ADMM)" in capsys.readouterr().out
+        metrics = json.loads((tmp_path / "with" / "metrics.json").read_text())
+        assert list(metrics) == ["direct", "classical", "pnp-bm3d", "scoremed"]
+        assert metrics["pnp-bm3d"]["psnr"] > metrics["direct"]["psnr"]
+    caplog.set_level(logging.INFO, logger="scoremed")
+    monkeypatch.setitem(sys.modules, "bm3d", None)                 # as if bm3d were not installed
+    monkeypatch.setattr(scoremed.tasks, "_NOTED", set())
+    assert run_cli(reconstruct.main, [*argv, "--out", str(tmp_path / "without")]) == 0
+    assert set(json.loads((tmp_path / "without" / "metrics.json").read_text())) == {"direct", "classical", "scoremed"}
+    assert "PnP-BM3D (ADMM): skipped, it needs the optional bm3d package (pip install 'scoremed[bm3d]')" in caplog.text
 
 
 def test_the_script_shim_runs_the_command_and_bad_input_exits_2_writing_nothing(smoke_run, tmp_path):

@@ -85,7 +85,7 @@ def test_each_baselines_step_callback_scores_what_a_separate_run_gives(task, sha
     truth = torch.rand(1, *shape, generator=torch.Generator().manual_seed(0))
     operator = make_operator(task, shape)
     y = operator(truth)
-    for baseline in TASKS[task].baselines:
+    for baseline in (b for b in TASKS[task].baselines if b.steps):   # PnP-BM3D: one run per grid point
         steps = baseline.grid[baseline.steps][:2]
         point = {k: v[0] for k, v in baseline.grid.items() if k != baseline.steps}
         small = type(baseline)(**{**baseline.__dict__, "grid": {**{k: [v] for k, v in point.items()},
