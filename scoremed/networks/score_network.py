@@ -15,8 +15,9 @@ from scoremed.utils import append_dims
 #: time-label conventions: what the backbone receives as its "timestep" argument
 TIME_LABELS = ("999t", "sigma")
 #: output conventions: "epsilon" -> score = -out / std(t); "score" -> score = out;
-#: "edm" -> the backbone output is the F of a Karras et al. (2022) preconditioned denoiser (see ScoreNetwork)
-OUTPUTS = ("epsilon", "score", "edm")
+#: "edm" -> the backbone output is the F of a Karras et al. (2022) preconditioned denoiser;
+#: "residual" -> the backbone predicts the noise of its own (scaled) input (see ScoreNetwork)
+OUTPUTS = ("epsilon", "score", "edm", "residual")
 
 
 class ScoreNetwork(nn.Module):
@@ -32,7 +33,11 @@ class ScoreNetwork(nn.Module):
             denoiser is D = c_skip y + c_out out, c_skip = sigma_data^2 / (sigma^2 + sigma_data^2),
             c_out = sigma sigma_data / sqrt(sigma^2 + sigma_data^2); score = (a D - x) / std^2).
             "edm" implies input_scaling (c_in); with the DSM loss its weighting is EDM's up to a
-            factor 1 + sigma^2 / sigma_data^2.
+            factor 1 + sigma^2 / sigma_data^2. Or "residual" (residual learning as in DnCNN / DRUNet):
+            the backbone predicts the noise of its own input c_in y, c_in = 1 / sqrt(sigma^2 + sigma_data^2),
+            so D = y - out / c_in and score = -a out / (c_in std^2). The output then has the scale of
+            the input's noise at every sigma, which a network without normalisation layers needs (an
+            epsilon output asks it for a gain 1 / (c_in sigma), 50 at sigma 0.01). Implies input_scaling.
         input_scaling: feed x / sqrt(a(t)^2 sigma_data^2 + std(t)^2) so the backbone sees
             unit-scale inputs at every noise level (helps small networks on VE SDEs).
         sigma_data: typical data standard deviation used by input_scaling.
@@ -60,9 +65,10 @@ class ScoreNetwork(nn.Module):
         std = self.sde.marginal_std(t)
         label = 999.0 * t if self.time_label == "999t" else std
         inputs = x
-        if self.input_scaling or self.output == "edm":
+        if self.input_scaling or self.output in ("edm", "residual"):
             a = self.sde.mean_coeff(t)
-            inputs = x * append_dims(torch.rsqrt(a * a * self.sigma_data ** 2 + std * std), x.ndim)
+            c_in = append_dims(torch.rsqrt(a * a * self.sigma_data ** 2 + std * std), x.ndim)
+            inputs = x * c_in
         if self.position_channels:
             if position is None:
                 position = image_positions(x.shape[0], x.shape[-2], x.shape[-1], x.device).to(x.dtype)
@@ -72,6 +78,8 @@ class ScoreNetwork(nn.Module):
             return -out / append_dims(std, x.ndim)
         if self.output == "edm":
             return self._edm_score(x, out, a, std)
+        if self.output == "residual":   # the input noise is std z c_in, so z = out / (c_in std)
+            return -out / (c_in * append_dims(std * std, x.ndim))
         return out
 
     def _edm_score(self, x: torch.Tensor, out: torch.Tensor, a: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
