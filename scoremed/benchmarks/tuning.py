@@ -13,11 +13,12 @@ from pathlib import Path
 import torch
 
 from scoremed.apps.metrics import mean_metrics
+from scoremed.errors import InputError
 from scoremed.benchmarks.report import markdown_table
 from scoremed.io.atomic import atomic_write_text
 from scoremed.solve import sample_posterior
 from scoremed.tasks import Baseline, ct, get_task, inpaint, mri
-from scoremed.tasks.tuned import read_table, write_entry
+from scoremed.tasks.tuned import read_table, size_key, write_entry
 from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, read_json
 
 log = logging.getLogger("scoremed")
@@ -119,12 +120,17 @@ def grid_trials(baseline: Baseline, y: torch.Tensor, operator, truth: torch.Tens
 
 
 def tune_classical(task_name: str, n_images: int = 3, image_size: int | None = None, n_test: int = 3,
-                   device=None) -> dict:
+                   device=None, only: list[str] | None = None) -> dict:
     """Tune every baseline of ``task_name`` on ``n_images`` validation images of its setting
     (:data:`CLASSICAL_SETTINGS`; ``image_size`` None: native) by mean PSNR; score the untuned and
     tuned parameters on ``n_test`` test images too. Returns the tuned-table entry; its ``strongest``
     is never a baseline with a row of its own (PnP-BM3D). A baseline whose optional package is
-    missing is left out with a note (an entry tuned without it keeps no figures for it)."""
+    missing is left out with a note (an entry tuned without it keeps no figures for it).
+
+    ``only``: tune just these baselines (names); the others keep their figures from the stored entry
+    at the same size, which must then be for the same validation and test images."""
+    for name in only or []:
+        get_task(task_name).baseline(name)      # an InputError naming the task's baselines
     start = time.perf_counter()
     data, options = CLASSICAL_SETTINGS[task_name]
     task = get_task(task_name)
@@ -133,8 +139,17 @@ def tune_classical(task_name: str, n_images: int = 3, image_size: int | None = N
     operator = task.make_operator(tuple(truth.shape[1:]), options).to(device)
     truth, test = truth.to(device), test.to(device)
     y, y_test = operator(truth), operator(test)
-    baselines = {}
+    previous = (read_table()["tasks"].get(task_name) or {}).get(size_key(tuple(truth.shape[-2:]))) if only else None
+    if only and previous is None:
+        raise InputError(f"--baselines: no stored {task_name} entry at {size_key(tuple(truth.shape[-2:]))} to keep "
+                         "the other baselines of; tune all baselines first")
+    if only and (previous["indices"], previous.get("test_indices")) != (indices, test_indices):
+        raise InputError(f"--baselines: the stored {task_name} entry was tuned on validation items "
+                         f"{previous['indices']}, now {indices} (--images differs); tune all baselines")
+    baselines = {k: v for k, v in previous["baselines"].items() if k not in only} if only else {}
     for baseline in task.baselines:
+        if only and baseline.name not in only:
+            continue
         if not baseline.applies(operator) or not baseline.available():
             log.info("%s: not tuned (%s)", baseline.label, f"needs the optional {baseline.requires} package"
                      if baseline.applies(operator) else "does not apply to the tuning operator")

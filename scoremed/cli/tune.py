@@ -40,6 +40,8 @@ def parser(prog: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--size", nargs="+", default=["native"],
                    help="--classical: image sizes to tune at ('native' or a square size such as 64); --calibrate: "
                         "one size to resample the images of a resolution-free prior to (default native)")
+    p.add_argument("--baselines", nargs="+", default=None, metavar="NAME",
+                   help="--classical: tune only these baselines (e.g. pnp-bm3d); the others keep their stored figures")
     p.add_argument("--calibrate", action="store_true", help="fit the posterior-std scale of --prior for --methods")
     p.add_argument("--samples", type=int, default=8, help="--calibrate: posterior samples per image")
     p.add_argument("--batch-size", type=int, default=None, help="--calibrate: images per sampler call")
@@ -64,7 +66,8 @@ def tune_classical_tasks(args: argparse.Namespace) -> None:
 
     for name in args.classical:
         for size in map(_size, args.size):
-            entry = tune_classical(name, args.images, size, args.test_images, device=args.device)
+            entry = tune_classical(name, args.images, size, args.test_images, device=args.device,
+                                   only=args.baselines)
             path = store_classical(name, entry)
             for baseline, b in entry["baselines"].items():
                 print(f"{name} {entry['image_size']} {baseline}: untuned {b['untuned']['params']} "
