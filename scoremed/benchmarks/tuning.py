@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from scoremed.apps.metrics import mean_metrics
-from scoremed.errors import InputError
 from scoremed.benchmarks.report import markdown_table
+from scoremed.errors import InputError
 from scoremed.io.atomic import atomic_write_text
 from scoremed.solve import sample_posterior
 from scoremed.tasks import Baseline, ct, get_task, inpaint, mri
@@ -145,7 +145,7 @@ def tune_classical(task_name: str, n_images: int = 3, image_size: int | None = N
                          "the other baselines of; tune all baselines first")
     if only and (previous["indices"], previous.get("test_indices")) != (indices, test_indices):
         raise InputError(f"--baselines: the stored {task_name} entry was tuned on validation items "
-                         f"{previous['indices']}, now {indices} (--images differs); tune all baselines")
+                         f"{previous['indices']}, now {indices} (--images or --test-images differ); tune all baselines")
     baselines = {k: v for k, v in previous["baselines"].items() if k not in only} if only else {}
     for baseline in task.baselines:
         if only and baseline.name not in only:
