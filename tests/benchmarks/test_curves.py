@@ -47,11 +47,11 @@ def test_curve_on_the_smoke_prior_cost_figure_and_stored_choice(tmp_path, smoke_
     from scoremed.cli import main
 
     task = CURVE_TASKS["mri-brain"]
-    truth = torch.rand(2, 1, 16, 16)
+    truth = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))   # order-independent
     points = curve_points(task, smoke_prior, truth, {"dds": [4, 8], "diffpir": [4], "diffpir@classical-0.4": [4]})
     assert [(p["method"], p["nfe"]) for p in points] == [("dds", 4), ("dds", 8), ("diffpir", 4),
                                                          ("diffpir@classical-0.4", 4)]
-    assert all(math.isfinite(p["psnr"]) and 0 < p["ssim"] <= 1 for p in points)
+    assert all(math.isfinite(p["psnr"]) and -1 <= p["ssim"] <= 1 for p in points)   # noise truth: SSIM may be < 0
     cost = cg_step_cost(smoke_prior, task, (1, 16, 16), iterations=5, repeats=1)
     assert cost["network_s"] > 0 and cost["cg_s"] > 0 and cost["ratio"] == pytest.approx(
         cost["cg_s"] / cost["network_s"], rel=1e-3)
