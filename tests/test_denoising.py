@@ -118,3 +118,14 @@ def test_bm3d_denoiser_is_the_packages_bm3d_and_removes_noise(channels):
 def test_bm3d_rejects_other_channel_counts():
     with pytest.raises(InputError, match="BM3D denoises"):
         bm3d_denoiser(torch.zeros(1, 2, 8, 8), 0.1)
+
+
+def test_merged_results_keep_their_place():
+    from scoremed.benchmarks.denoise import Result, merge_results
+
+    def result(prior, sigma, psnr):
+        return Result(prior, "test 0", sigma, "prior", psnr, 0.9, 1.0)
+
+    previous = [result("a", 0.1, 30.0), result("b", 0.1, 31.0), result("c", 0.1, 32.0)]
+    merged = merge_results(previous, [result("b", 0.1, 35.0), result("d", 0.1, 33.0)])
+    assert [(r.prior, r.psnr) for r in merged] == [("a", 30.0), ("b", 35.0), ("c", 32.0), ("d", 33.0)]

@@ -275,6 +275,11 @@ def save_results(results: list[Result], path: str | Path) -> Path:
 
 
 def merge_results(previous: list[Result], new: list[Result]) -> list[Result]:
-    """``new`` plus the ``previous`` results of (prior, image, sigma, method) that ``new`` does not have."""
-    have = {(r.prior, r.image, r.sigma, r.method) for r in new}
-    return [r for r in previous if (r.prior, r.image, r.sigma, r.method) not in have] + new
+    """``previous`` with each (prior, image, sigma, method) that ``new`` has replaced in place, then the
+    rest of ``new`` (so a re-run prior keeps its place in the tables)."""
+    def key(r: Result) -> tuple:
+        return r.prior, r.image, r.sigma, r.method
+
+    merged = {key(r): r for r in previous}
+    merged.update((key(r), r) for r in new)
+    return list(merged.values())
