@@ -12,7 +12,8 @@ from typing import Any
 import yaml
 
 from scoremed.errors import InputError
-from scoremed.training.losses import NOISE_SAMPLINGS
+from scoremed.networks.patch import MODES as PATCH_MODES
+from scoremed.training.losses import NOISE_SAMPLINGS, NoiseSampling
 
 
 @dataclass
@@ -121,10 +122,8 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def noise_sampling(self):
+    def noise_sampling(self) -> NoiseSampling:
         """The :class:`scoremed.training.losses.NoiseSampling` of the training section."""
-        from scoremed.training.losses import NoiseSampling
-
         tc = self.training
         return NoiseSampling(tc.noise_sampling, tc.noise_log_mean, tc.noise_log_std, tc.noise_uniform_fraction)
 
@@ -159,7 +158,7 @@ _POSITIVE = {"data.image_size", "data.pool_size", "data.channels", "sde.sigma_mi
 _NON_NEGATIVE = {"data.num_workers", "data.patch_size", "sde.beta_min", "training.warmup", "training.grad_clip",
                  "training.seed"}
 #: string fields with a fixed set of values
-_CHOICES = {"training.noise_sampling": NOISE_SAMPLINGS, "model.patch_mode": ("tiles", "full")}
+_CHOICES = {"training.noise_sampling": NOISE_SAMPLINGS, "model.patch_mode": PATCH_MODES}
 _UNIT = {"training.ema_decay", "training.noise_uniform_fraction"}
 #: item type of list fields whose default is empty
 _LIST_ITEMS = {"data.paths": ""}
