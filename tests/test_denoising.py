@@ -11,7 +11,7 @@ import scoremed
 from scoremed.denoising import (bm3d_available, bm3d_denoiser, denoiser_prior, noise_to_signal, prior_denoiser,
                                 time_of_noise_level)
 from scoremed.errors import InputError
-from tests.conftest import smooth_gaussian
+from conftest import smooth_gaussian
 
 SDES = [scoremed.VESDE(sigma_min=0.01, sigma_max=50.0), scoremed.VPSDE(), scoremed.subVPSDE()]
 
