@@ -5,10 +5,12 @@ Every operator is a ``torch.nn.Module`` with ``forward`` (A x), ``adjoint`` (A^H
 ``mask`` and ``embed``. Operators compose (``A @ B``, ``A.H``, ``2 * A``, ``A + B``,
 ``Stack``) and cache ``A.norm()``. :func:`as_operator` turns an ``nn.Module``, a callable
 or a deepinv physics object into an operator; :func:`scoremed.operators.testing.check_operator`
-checks any of them. See ``operators/base.py`` for the protocol.
+checks any of them. Capabilities have defaults on :class:`LinearOperator` (``support``,
+``prox_l2`` where ``has_prox_l2``, ``decomposable``, ``complex_images``); callers never probe
+with ``getattr``. See ``operators/base.py`` for the protocol.
 """
 from .adapters import WrappedOperator, as_operator
-from .algebra import Adjoint, Compose, Scaled, Stack, Sum
+from .base import Adjoint, Compose, Scaled, Stack, Sum
 from .base import DecomposableOperator, LinearOperator
 from .ct import CT, ParallelBeam, SparseViewCT, full_view_angles, sparse_view_angles
 from .fanbeam import FanBeam, FanBeamCT

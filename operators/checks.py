@@ -5,6 +5,9 @@ They only look at metadata (shape, dtype, device) except :func:`check_finite` an
 """
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
 from scoremed.errors import InputError
@@ -54,6 +57,19 @@ def check_finite(t: torch.Tensor, name: str) -> None:
     bad = int((~torch.isfinite(t)).sum())
     if bad:
         raise InputError(f"{name}: expected finite values, got {bad} NaN/Inf entries in {describe(t)}")
+
+
+def check_rho(rho: object, like: torch.Tensor, name: str = "rho") -> float | torch.Tensor:
+    """A proximal weight: a number >= 0 as a float, or a real tensor (values not read: no host
+    synchronisation) in the real precision of ``like``; InputError otherwise."""
+    if isinstance(rho, torch.Tensor):
+        if not rho.is_floating_point():
+            raise InputError(f"{name}: expected a real floating-point tensor (e.g. one weight per image (B, 1, 1, 1)), "
+                             f"got {describe(rho)}")
+        return rho.to(real_dtype(like))
+    if isinstance(rho, bool) or not isinstance(rho, numbers.Real) or not (math.isfinite(rho) and rho >= 0):
+        raise InputError(f"{name}: expected a finite number >= 0 or a real tensor, got {rho!r}")
+    return float(rho)
 
 
 def check_binary_mask(mask: object, name: str = "mask") -> torch.Tensor:

@@ -184,8 +184,8 @@ class CT(LinearOperator):
         self._geometry = {"n_detectors": n_det, "detector_spacing": spacing, "detector_center": detector_center,
                           "cache_bytes": cache_bytes}
         self.projector = self._projector(self._measured_angles(angles, full_angles))
-        self.support = Mask(_disc(image_size), name="support") if circle else None
-        self.op = self.projector @ self.support if circle else self.projector
+        self.disc = Mask(_disc(image_size), name="disc") if circle else None
+        self.op = self.projector @ self.disc if circle else self.projector
 
     def _measured_angles(self, angles, full_angles) -> torch.Tensor:
         return check_angles(angles, "angles")
@@ -211,10 +211,13 @@ class CT(LinearOperator):
         if window not in WINDOWS:
             raise InputError(f"window: expected one of {WINDOWS}, got {window!r}")
 
+    def support(self, x: torch.Tensor) -> torch.Tensor:
+        """x zero outside the disc the rays cross (``circle=True``, the :func:`_disc` mask); x otherwise."""
+        return self.disc(x) if self.disc is not None else self.check_image(x)
+
     def _fbp(self, transform: RayTransform, sinogram: torch.Tensor, window: str) -> torch.Tensor:
         self._check_window(window)
-        image = transform.fbp(sinogram, window)
-        return self.support(image) if self.support is not None else image
+        return self.support(transform.fbp(sinogram, window))
 
     def pseudo_inverse(self, y: torch.Tensor, window: str = "ramp") -> torch.Tensor:
         """FBP from the measured views, scaled like ``skimage.transform.iradon``."""
@@ -255,8 +258,7 @@ class SparseViewCT(CT, DecomposableOperator):
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """Full-view sinogram (B, C, n_full, n_detectors)."""
-        x = self.check_image(x)
-        return self.full_projector(self.support(x) if self.support is not None else x)
+        return self.full_projector(self.support(x))
 
     def embed(self, y: torch.Tensor) -> torch.Tensor:
         """Measured views scattered into a zero full-view sinogram (B, C, n_full, n_detectors)."""

@@ -19,6 +19,7 @@ class Grayscale(DecomposableOperator):
 
     kind = "colorize"
     measurement_name = "gray image"
+    has_prox_l2 = True
 
     def __init__(self):
         super().__init__()
@@ -48,6 +49,10 @@ class Grayscale(DecomposableOperator):
     def pseudo_inverse(self, y: torch.Tensor) -> torch.Tensor:
         """The gray image copied into the 3 channels."""
         return self.check_measurement(y).repeat(1, 3, 1, 1)
+
+    def prox_l2(self, v: torch.Tensor, y: torch.Tensor, rho: float | torch.Tensor) -> torch.Tensor:
+        """Exact: A^H A = P / 3 with P the projection onto grays, so v + A^H (y - A v) / (1/3 + rho)."""
+        return self._projection_prox(v, y, rho, 1 / 3)
 
     def _apply_matrix(self, m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return torch.einsum("ij,bjhw->bihw", m.to(t.dtype), t)

@@ -21,6 +21,7 @@ class Inpainting(DecomposableOperator):
 
     kind = "inpaint"
     preserves_shape = True
+    has_prox_l2 = True
 
     def __init__(self, mask: torch.Tensor):
         super().__init__()
@@ -45,6 +46,10 @@ class Inpainting(DecomposableOperator):
     def pseudo_inverse(self, y: torch.Tensor) -> torch.Tensor:
         """The masked image (unknown pixels set to 0)."""
         return self.adjoint(self.check_measurement(y))
+
+    def prox_l2(self, v: torch.Tensor, y: torch.Tensor, rho: float | torch.Tensor) -> torch.Tensor:
+        """Exact: known pixels v + (y - v) / (1 + rho), the others v."""
+        return self._projection_prox(v, y, rho, 1.0)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return self.check_image(x)

@@ -6,8 +6,8 @@ import torch
 from scoremed.errors import InputError
 
 from .base import DecomposableOperator, Shape
-from .checks import check_binary_mask, describe
-from .primitives import FFT, Mask, fft2c, ifft2c
+from .checks import check_binary_mask, check_rho, describe
+from .primitives import FFT, Mask, fft2c, hermitian_flip, ifft2c
 
 __all__ = ["MRI", "check_kspace_mask", "fft2c", "ifft2c"]
 
@@ -27,7 +27,8 @@ class MRI(DecomposableOperator):
     (B, C, H, W), real (default) or complex with ``complex_images=True``; k-space is
     complex (complex64 for float32 images) on the full grid, zero where unsampled.
     T = ``fft2c``; with real images ``adjoint``, ``inverse_transform`` and
-    ``pseudo_inverse`` return the real part (the adjoint for Re<., .>).
+    ``pseudo_inverse`` return the real part (the adjoint for Re<., .>). A^H A is diagonal in
+    k-space, so ``prox_l2`` is exact.
     """
 
     kind = "mri"
@@ -35,6 +36,9 @@ class MRI(DecomposableOperator):
     complex_measurement = True
     needs_full_precision = True
     preserves_shape = True
+    has_prox_l2 = True
+    #: one coil: the channels of y are separate images (:class:`MultiCoilMRI`: coils of one image)
+    multicoil = False
 
     def __init__(self, mask: torch.Tensor, complex_images: bool = False):
         super().__init__()
@@ -58,6 +62,21 @@ class MRI(DecomposableOperator):
     def pseudo_inverse(self, y: torch.Tensor) -> torch.Tensor:
         """Zero-filled inverse FFT."""
         return self.adjoint(self.check_measurement(y))
+
+    def prox_l2(self, v: torch.Tensor, y: torch.Tensor, rho: float | torch.Tensor) -> torch.Tensor:
+        """Exact: x = v + F^H [F r / (M + rho)] on the frequencies M samples, r = A^H (y - A v).
+
+        Complex v: M is the mask. Real v: the normal operator on real images, Re(F^H M F), is
+        F^H M_s F with the Hermitian-symmetrised mask M_s = (M(k) + M(-k)) / 2.
+        """
+        v, y = self.check_image(v, "v"), self._check_measurement_layout(y)
+        mask = self.sampling.weight_for(v)
+        if not v.is_complex():
+            mask = (mask + hermitian_flip(mask)) / 2
+        r = self.adjoint(y - self(v))
+        gain = torch.where(mask > 0, 1 / (mask + check_rho(rho, v)), 0)
+        x = v + ifft2c(fft2c(r.real if not v.is_complex() else r) * gain)
+        return x.real if not v.is_complex() else x
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return self.fft(self.check_image(x))

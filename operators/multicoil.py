@@ -63,6 +63,8 @@ class MultiCoilMRI(LinearOperator):
     measurement_name = "k-space"
     complex_measurement = True
     needs_full_precision = True
+    #: the channels of y are the coils of one image
+    multicoil = True
 
     def __init__(self, mask: torch.Tensor, sensitivity_maps: torch.Tensor, complex_images: bool = False):
         super().__init__()

@@ -11,7 +11,7 @@ from scoremed.errors import InputError
 from .base import LinearOperator, Shape
 from .checks import check_binary_mask, complex_dtype, describe, real_dtype
 
-__all__ = ["Multiply", "Mask", "FFT", "fft2c", "ifft2c"]
+__all__ = ["Multiply", "Mask", "FFT", "fft2c", "ifft2c", "hermitian_flip"]
 
 _DIMS = (-2, -1)
 
@@ -24,6 +24,16 @@ def fft2c(x: torch.Tensor) -> torch.Tensor:
 def ifft2c(k: torch.Tensor) -> torch.Tensor:
     """Inverse of ``fft2c`` (and its adjoint)."""
     return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(k, dim=_DIMS), norm="ortho"), dim=_DIMS)
+
+
+def hermitian_flip(k: torch.Tensor) -> torch.Tensor:
+    """k at the negated frequencies of the centred grid (last two dims): for real x,
+    ``fft2c(x) == hermitian_flip(fft2c(x)).conj()``."""
+    for dim in _DIMS:
+        k = torch.flip(k, (dim,))
+        if k.shape[dim] % 2 == 0:   # even size: frequency -N/2 has no partner, index j pairs with N - j
+            k = torch.roll(k, 1, dim)
+    return k
 
 
 class Multiply(LinearOperator):
@@ -100,6 +110,8 @@ class Multiply(LinearOperator):
 class Mask(Multiply):
     """y = mask * x for a 0/1 (or bool) ``mask`` aligned with the trailing image dims; self-adjoint."""
 
+    has_prox_l2 = True
+
     def __init__(self, mask: torch.Tensor, image_shape: Shape | None = None, name: str = "mask", ndim: int = 3):
         super().__init__(check_binary_mask(mask, name), image_shape, ndim)
 
@@ -111,6 +123,10 @@ class Mask(Multiply):
     def pseudo_inverse(self, y: torch.Tensor) -> torch.Tensor:
         """The masked measurement (unknown entries 0)."""
         return self.adjoint(self.check_measurement(y))
+
+    def prox_l2(self, v: torch.Tensor, y: torch.Tensor, rho: float | torch.Tensor) -> torch.Tensor:
+        """Exact: A^H A is the mask, a projection: v + mask (y - mask v) / (1 + rho)."""
+        return self._projection_prox(v, y, rho, 1.0)
 
 
 class FFT(LinearOperator):

@@ -13,7 +13,10 @@ Properties, each measured as a relative gap (0 for an exact operator):
 - ``dtype``: float32 in -> float32 out (complex64 for complex measurements), float64 likewise,
   and the float32 result within float32 precision of the float64 one (gap = their difference);
 - ``device``: a copy moved with ``.to(device)`` gives the same result (``device``: default
-  CUDA if available; on a CPU-only machine the move to CPU is checked).
+  CUDA if available; on a CPU-only machine the move to CPU is checked);
+- ``support``: ||A support(x) - A x|| / ||A x|| (A does not look outside its field of view);
+- ``prox`` (only operators with ``has_prox_l2``): the optimality of ``prox_l2(v, y, rho)`` at
+  rho = 0 and 0.7, ||Re A^H (A x - y) + rho (x - v)|| / (||A^H y|| + ||rho v||).
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ __all__ = ["check_operator", "TOLERANCES"]
 
 #: maximum relative gap per property at float64 (float32 checks use 1e-3 where it matters)
 TOLERANCES = {"linearity": 1e-6, "adjointness": 1e-6, "autograd": 1e-6, "batch": 1e-6, "norm": 1e-3,
-              "dtype": 1e-3, "device": 1e-4}
+              "dtype": 1e-3, "device": 1e-4, "support": 1e-6, "prox": 1e-6}
 
 
 def _random(shape, dtype: torch.dtype, seed: int, device) -> torch.Tensor:
@@ -67,7 +70,8 @@ def check_operator(op: object, image_shape: tuple[int, ...] | None = None, *, dt
         tolerances: overrides of :data:`TOLERANCES`.
 
     Returns:
-        {property: gap} for every property above, plus ``norm_value`` and ``device_checked``.
+        {property: gap} for every property above (``prox`` only if the operator has one), plus
+        ``norm_value`` and ``device_checked``.
 
     Raises:
         AssertionError: naming the first property that fails and its measured gap.
@@ -116,8 +120,28 @@ def check_operator(op: object, image_shape: tuple[int, ...] | None = None, *, dt
     _expect("norm", gap, tol["norm"], f"(max ||A x|| / ||x|| - A.norm()) / A.norm() with A.norm() = {norm:.6g}")
     figures["norm"] = gap
 
+    gap = _rel(torch.linalg.vector_norm(work(work.support(x1)) - ax1), torch.linalg.vector_norm(ax1))
+    _expect("support", gap, tol["support"] * loose, "||A support(x) - A x|| / ||A x||")
+    figures["support"] = gap
+
+    if op.has_prox_l2:
+        figures["prox"] = _prox_gap(work, x1, y, aty, tol["prox"] * loose)
     figures["device"], figures["device_checked"] = _device_gap(op, image(dtypes[0], 5), device, tol["device"])
     return figures
+
+
+def _prox_gap(op: LinearOperator, v: torch.Tensor, y: torch.Tensor, aty: torch.Tensor, tol: float) -> float:
+    """Optimality of prox_l2 for a batch of two at rho = 0 (least squares) and 0.7."""
+    rho = torch.tensor([0.0, 0.7], dtype=torch.float64, device=v.device).reshape(-1, *[1] * (v.ndim - 1))
+    x = op.prox_l2(v, y, rho)
+    if x.shape != v.shape or x.dtype != v.dtype:
+        raise AssertionError(f"prox: prox_l2 returned {describe(x)} for v {describe(v)}")
+    residual = op.adjoint(op(x) - y)
+    residual = residual.real if residual.is_complex() and not v.is_complex() else residual
+    gap = _rel(torch.linalg.vector_norm(residual + rho * (x - v)),
+               torch.linalg.vector_norm(aty) + torch.linalg.vector_norm(rho * v))
+    _expect("prox", gap, tol, "||Re A^H (A x - y) + rho (x - v)|| / (||A^H y|| + ||rho v||) at rho = 0, 0.7")
+    return gap
 
 
 def _autograd_gap(op: LinearOperator, x: torch.Tensor, y: torch.Tensor, aty: torch.Tensor, tol: float) -> float:

@@ -1,12 +1,12 @@
 """scoremed.solve / sample_posterior: conditional reverse-SDE reconstruction for any operator.
 
-One PC loop (:func:`scoremed.sampling.pc_sampler`) serves every task; the method only chooses
-the conditioning: a measurement step (``consistency``, ``projection``), a guided score (``dps``)
-or conjugate-gradient data consistency on the Tweedie estimate inside DDIM steps (``dds``), or
-an exact proximal data step on it (``diffpir``). The reverse process starts from noise at T or,
-warm (``start``), from the direct or the tuned classical reconstruction perturbed to ``t_start``
-(Chung et al. 2022, CCDF): fewer steps, and the prior only has to add what the classical method
-misses. Settings: :mod:`scoremed.settings`.
+One PC loop (:func:`scoremed.sampling.pc_sampler`) serves every task; the method (a registry entry of
+:mod:`scoremed.sampling.methods`) only builds the conditioning: a measurement step (``consistency``,
+``projection``), a guided score (``dps``), conjugate-gradient data consistency on the Tweedie estimate
+inside DDIM steps (``dds``) or an exact proximal data step on it (``diffpir``). The reverse process
+starts from noise at T or, warm (``start``), from the direct or the tuned classical reconstruction
+perturbed to ``t_start`` (Chung et al. 2022, CCDF): fewer steps, and the prior only has to add what the
+classical method misses. Settings: :mod:`scoremed.settings`.
 """
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ from typing import Any
 
 import torch
 
-from scoremed.errors import InputError, SamplingDiverged, check_device, check_int, check_seed
+from scoremed.errors import InputError, check_device, check_int, check_seed
 from scoremed.networks import fast_score
 from scoremed.operators import as_operator
 from scoremed.prior import ScorePrior
-from scoremed.sampling import (CORRECTORS, PREDICTORS, ConsistencyStep, DDSStep, DivergenceWatch, DPSGuidance,
-                               ProximalStep, check_prior, pc_sampler, pick, truncated)
+from scoremed.sampling import CORRECTORS, PREDICTORS, DivergenceWatch, check_prior, pc_sampler, pick, truncated
 from scoremed.sampling.conditioning import as_image
-from scoremed.settings import METHODS, STARTS, SolveSettings, settings_for  # noqa: F401 - public through solve
+from scoremed.sampling.methods import Problem, SolveSettings, get_method
+from scoremed.settings import settings_for, with_overrides
 from scoremed.tasks import default_prior_name
 from scoremed.utils import append_dims, make_generator
 
@@ -44,9 +44,9 @@ def start_estimate(start: str, operator, y: torch.Tensor, y_model: torch.Tensor,
     """The reconstruction a start="direct" / "classical" run perturbs, model space (B, *image_shape), from
     the measurement y (data space) or y_model (model space); None for start="noise".
 
-    "direct": the operator's pseudo-inverse (else its adjoint); "classical": the strongest tuned
-    classical baseline of the operator's task (e.g. TV), CCDF-style (Chung et al. 2022): the
-    reverse process then only has to remove that estimate's remaining error.
+    "direct": the operator's pseudo-inverse (generic operators: the scaled adjoint); "classical": the
+    strongest tuned classical baseline of the operator's task (e.g. TV), CCDF-style (Chung et al. 2022):
+    the reverse process then only has to remove that estimate's remaining error.
     """
     if start == "noise":
         return None
@@ -58,10 +58,8 @@ def start_estimate(start: str, operator, y: torch.Tensor, y_model: torch.Tensor,
         except InputError as exc:
             raise InputError(f"start: 'classical' needs an operator of a scoremed task with a classical baseline "
                              f"({exc}); use start='direct'") from None
-    elif callable(getattr(operator, "pseudo_inverse", None)):
-        x0 = operator.pseudo_inverse(y_model)
     else:
-        x0 = operator.adjoint(y_model)
+        x0 = operator.pseudo_inverse(y_model)
     x0 = as_image(x0, torch.empty((), device=y.device)).to(torch.float32)
     return x0.expand(y.shape[0], *prior.image_shape)
 
@@ -108,9 +106,9 @@ def perturbed_start(sde, x0: torch.Tensor, t_start: float, generator: torch.Gene
 
 def default_prior(operator, y: torch.Tensor) -> ScorePrior:
     """The shipped prior for the operator's kind (inpainting: by channel count); logs the choice."""
-    from scoremed.training.checkpoint import load_prior
+    from scoremed.priors import load_prior
 
-    kind = getattr(operator, "kind", "")
+    kind = operator.kind
     name = default_prior_name(kind, y.shape[1])
     if name is None:
         raise InputError(f"prior: no shipped prior for operator kind {kind!r}; pass prior=scoremed.load_prior(...)")
@@ -187,14 +185,9 @@ def _model_measurement(y: torch.Tensor, operator, prior: ScorePrior) -> torch.Te
 
 
 def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | None = None,
-                     method: str | None = None, steps: int | None = None, snr: float | None = None,
-                     lam: float | None = None, zeta: float | None = None, predictor: str | None = None,
-                     corrector: str | None = None, seed: int | None = None, device=None,
-                     progress: bool = True, batch_size: int | None = None, start: str | None = None,
-                     t_start: float | None = None, precision: str | None = None, channels_last: bool | None = None,
-                     compile: str | bool | None = None, eta: float | None = None, cg_iterations: int | None = None,
-                     gamma: float | None = None, guard: float | None = None, prox_lambda: float | None = None,
-                     sigma_y: float | None = None, start_image: torch.Tensor | None = None) -> torch.Tensor:
+                     settings: SolveSettings | None = None, *, seed: int | None = None, device=None,
+                     progress: bool = True, batch_size: int | None = None, start_image: torch.Tensor | None = None,
+                     **overrides: Any) -> torch.Tensor:
     """``n`` posterior samples given measurement ``y``; shape (n, B, *image_shape), data space, where
     image_shape is the prior's, or the operator's image size for a resolution-free prior.
 
@@ -203,38 +196,28 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
         operator: a scoremed operator, a linear ``nn.Module`` / callable (adjoint by autograd) or a
             deepinv ``LinearPhysics`` (its ``A`` / ``A_adjoint``); see ``scoremed.operators.as_operator``.
         prior: a :class:`ScorePrior`; None -> the shipped default for the operator's kind.
-        method: "consistency" (Song et al. 2022, needs a decomposable operator or uses A^H),
-            "projection" (hard consistency with the clean measurement), "dps" (gradient
-            guidance, normalised step) or "dds" (DDIM steps with CG data consistency on the
-            Tweedie estimate; about 50 steps; needs only ``forward`` and ``adjoint``), "diffpir"
-            (Zhu et al. 2023: exact proximal data step, noise re-estimated from it); None: the
-            method the prior recommends (its ``default_method``, else "consistency").
-        steps, snr, lam, zeta, predictor, corrector: override the prior's stored defaults
-            (lam: consistency / projection; zeta: dps).
-        eta, cg_iterations, gamma: dds settings: DDIM stochasticity in [0, 1], CG iterations per
-            step, gamma (None: noiseless normal equations; else the weight of the data in
-            (I + gamma A^H A) x = x0 + gamma A^H y). diffpir: eta is DiffPIR's zeta (share of fresh
-            noise), cg_iterations solve its proximal step.
-        prox_lambda, sigma_y: diffpir's lambda and the assumed noise std of y (model units; 0:
-            noiseless, the estimate is fitted to y exactly).
-        guard: dps: an estimate with |y - A x0_hat| > guard |y| takes the unguided step; a run
-            whose final estimate fits y worse than its first one raises
-            :class:`~scoremed.errors.SamplingDiverged` naming the step it diverged from.
+        settings: the method and all its settings (``scoremed.settings_for("dds", steps=50)``), used as
+            they are; None: the prior's recommended method with its stored defaults.
+        overrides: settings by name, on top of ``settings`` or of the prior's stored defaults: ``method``
+            (``scoremed.METHODS``: "consistency", "projection", "dps", "dds", "diffpir"), ``steps``,
+            ``predictor``, ``corrector``, ``snr``, the method's own settings (lam, zeta, guard, eta,
+            cg_iterations, gamma, prox_lambda, sigma_y: see :mod:`scoremed.sampling.methods`), the start
+            (``start`` "noise" | "direct" | "classical" | "auto" and ``t_start``: start from noise at T, or
+            from the operator's pseudo-inverse or the task's strongest tuned classical reconstruction
+            perturbed to t_start, Chung et al. 2022; "auto" = classical where the operator's task has a
+            classical baseline) and the speed options (``precision`` "fp32" | "bf16" | "auto",
+            ``channels_last``, ``compile``). None values are ignored.
         seed: seeds an explicit generator: same seed, same device -> same result.
         batch_size: images per sampler call (default: all n * B at once).
-        start, t_start: "noise" (default: x_T drawn from p_T), "direct" or "classical": start from
-            the operator's pseudo-inverse, or from the task's strongest tuned classical
-            reconstruction (e.g. TV; scoremed operators of a known task only), perturbed with the
-            SDE's marginal to time ``t_start`` (e.g. 0.3) and take ``steps`` steps from there
-            (a shortened schedule); "auto": "classical" where the operator's task has a classical
-            baseline, else "noise" (the shipped priors' default for diffpir).
-        start_image: a reconstruction (B, *image_shape), data space, to start from instead of
-            computing one (e.g. a TV result you already have, or one from your own solver); makes
-            start="auto" a classical start for any operator; not with start="noise" / "direct".
-        precision, channels_last, compile: speed options of the network evaluations:
-            "fp32" | "bf16" (autocast) | "auto" (bf16 on CUDA only); channels-last memory
-            format; torch.compile mode "off" | "default" | "reduce-overhead" (CUDA graphs,
-            CUDA only) | "max-autotune". All off by default.
+        start_image: a reconstruction (B, *image_shape), data space, to start from instead of computing
+            one (e.g. a TV result you already have); makes start="auto" a classical start for any
+            operator; not with start="noise" / "direct".
+
+    Raises:
+        InputError: any invalid argument (measurement shape, dtype, device, NaN/Inf, a measurement too
+            large for the prior's intensity range, a prior that does not fit the operator, settings out
+            of range or not of the method), naming the argument.
+        SamplingDiverged: the sampler produced NaN/Inf, or DPS's estimate diverged; names the step.
     """
     n = check_int(n, "n", 1)
     batch_size = None if batch_size is None else check_int(batch_size, "batch_size", 1)
@@ -255,11 +238,8 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
     y = y.to(device)
     check_fit(prior, operator, y)
     check_scale(prior, operator, y)
-    settings = settings_for(prior, method, steps=steps, snr=snr, lam=lam, zeta=zeta,
-                            predictor=predictor, corrector=corrector, start=start, t_start=t_start,
-                            precision=precision, channels_last=channels_last, compile=compile, eta=eta,
-                            cg_iterations=cg_iterations, gamma=gamma, guard=guard, prox_lambda=prox_lambda,
-                            sigma_y=sigma_y)
+    settings = (settings_for(overrides.pop("method", None), prior, **overrides) if settings is None
+                else with_overrides(settings, prior, **overrides))
     settings = resolve_start(settings, operator, given=start_image is not None)
     if start_image is not None:
         start_image = checked_start_image(start_image, settings, (y.shape[0], *prior.image_shape)).to(device)
@@ -278,87 +258,48 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
     outputs = []
     for first in range(0, y_all.shape[0], chunk):
         x0_chunk = None if x0_all is None else x0_all[first:first + chunk]
-        outputs.append(_reconstruct(prior, sde, operator, y_all[first:first + chunk], x0_chunk, settings, generator,
-                                    device, progress))
+        problem = Problem(sde, operator, y_all[first:first + chunk], tuple(prior.image_shape), generator)
+        outputs.append(_reconstruct(prior, problem, x0_chunk, settings, device, progress))
     samples = prior.from_model(torch.cat(outputs))
-    support = getattr(operator, "support", None)
-    if support is not None:
-        # outside the operator's field of view (CT: the disc the rays cross) the data say nothing: zero
-        # there, as the direct reconstruction has it, not whatever the prior imagined
-        samples = support(samples)
+    # outside the operator's field of view (CT: the disc the rays cross) the data say nothing: zero
+    # there, as the direct reconstruction has it, not whatever the prior imagined
+    samples = operator.support(samples)
     return samples.reshape(n, batch, *samples.shape[1:])
 
 
-def _reconstruct(prior, sde, operator, y, x0, settings: SolveSettings, generator, device, progress) -> torch.Tensor:
-    """One conditional PC run for the batch y (model space), from noise (x0 None) or from the estimate x0
-    (model space) perturbed to t_start; returns model-space images."""
-    shape = (y.shape[0], *prior.image_shape)
+def _reconstruct(prior: ScorePrior, problem: Problem, x0: torch.Tensor | None, settings: SolveSettings, device,
+                 progress: bool) -> torch.Tensor:
+    """One conditional PC run for the batch ``problem.y`` (model space), from noise (x0 None) or from the
+    estimate x0 (model space) perturbed to t_start; returns model-space images."""
+    shape = (problem.y.shape[0], *problem.image_shape)
     score_fn = fast_score(prior.score_fn, device, settings.precision, settings.channels_last, settings.compile)
     x_init, t_start = None, None
     if x0 is not None:
-        x_init = perturbed_start(sde, x0, settings.t_start, generator)
+        x_init = perturbed_start(problem.sde, x0, settings.t_start, problem.generator)
         t_start = settings.t_start
+    plan = get_method(settings.method).build(settings, problem)
     predictor = pick(PREDICTORS, settings.predictor, "predictor")
-    if settings.method == "dps":
-        scale = operator.norm(prior.image_shape, device=device) if callable(getattr(operator, "norm", None)) else 1.0
-        conditioning = DPSGuidance(sde, operator, y, zeta=settings.zeta, scale=max(float(scale), 1e-12),
-                                   guard=settings.guard)
-    elif settings.method == "dds":
-        conditioning = DDSStep(operator, y, settings.cg_iterations, settings.gamma)
-        predictor = functools.partial(predictor, eta=settings.eta)
-    elif settings.method == "diffpir":
-        conditioning = ProximalStep(sde, operator, y, settings.cg_iterations, settings.prox_lambda, settings.sigma_y)
-        predictor = functools.partial(predictor, eta=settings.eta)
-    else:
-        conditioning = ConsistencyStep(sde, operator, y, lam=settings.lam, generator=generator,
-                                       perturb=settings.method == "consistency")
+    if plan.predictor_options:
+        predictor = functools.partial(predictor, **plan.predictor_options)
     divergence = DivergenceWatch()
-    result = pc_sampler(sde, score_fn, shape, predictor, pick(CORRECTORS, settings.corrector, "corrector"),
+    result = pc_sampler(problem.sde, score_fn, shape, predictor, pick(CORRECTORS, settings.corrector, "corrector"),
                         snr=float(settings.snr), n_corrector_steps=settings.n_corrector_steps,
-                        conditioning=conditioning, x_init=x_init, t_start=t_start, generator=generator,
+                        conditioning=plan.conditioning, x_init=x_init, t_start=t_start, generator=problem.generator,
                         device=device, callback=divergence, progress=progress)
     divergence.raise_if_diverged(settings.steps, f"{settings}; lower snr or zeta, or raise steps")
-    if settings.method == "dps":
-        _raise_if_guard_tripped(conditioning, settings)
+    if plan.after is not None:
+        plan.after()
     return result.samples
 
 
-def _raise_if_guard_tripped(guidance: DPSGuidance, settings: SolveSettings) -> None:
-    """SamplingDiverged naming the step from which DPS's estimate fitted y worse than at the start."""
-    call = guidance.guided.diverged_at()
-    if call is None:
-        return
-    per_step = 1 + (settings.n_corrector_steps if settings.corrector != "none" else 0)
-    step = call // per_step
-    raise SamplingDiverged(f"dps diverged: from step {step} of {settings.steps} on, the estimate fits the measurement "
-                           f"worse than at the first step (|y - A x0_hat| grew; zeta = {settings.zeta:g}); lower zeta "
-                           f"(e.g. {settings.zeta / 3:.3g}) or use method='dds'", step=step)
-
-
-SOLVE_OPTIONS = {"zeta", "predictor", "corrector", "batch_size", "start", "t_start", "precision", "channels_last",
-                 "compile", "eta", "cg_iterations", "gamma", "guard", "prox_lambda", "sigma_y", "start_image"}
-
-
-def solve(y: torch.Tensor, operator, prior: ScorePrior | None = None, method: str | None = None,
-          steps: int | None = None, snr: float | None = None, lam: float | None = None, n_samples: int = 1,
-          seed: int | None = None, device=None, progress: bool = True, **options: Any) -> torch.Tensor:
+def solve(y: torch.Tensor, operator, prior: ScorePrior | None = None, n_samples: int = 1,
+          settings: SolveSettings | None = None, **options: Any) -> torch.Tensor:
     """Reconstruct images (B, *image_shape) from measurement ``y``: the posterior mean of
     ``n_samples`` conditional samples (one sample when n_samples = 1).
 
-    See :func:`sample_posterior` for the arguments; ``options`` passes ``zeta``, ``predictor``,
-    ``corrector``, ``batch_size``, the dds settings (``eta``, ``cg_iterations``, ``gamma``), the
-    dps ``guard`` and the schedule and speed options (``start``, ``t_start``, ``start_image``, ``precision``,
-    ``channels_last``, ``compile``) through. ``scoremed.solve(y, op, method="dds", steps=50)``
-    is the fast CG data-consistency solver.
-
-    Raises:
-        InputError: any invalid argument (measurement shape, dtype, device, NaN/Inf, a
-            measurement too large for the prior's intensity range, a prior that does not fit
-            the operator, settings out of range), naming the argument.
-        SamplingDiverged: the sampler produced NaN/Inf; the message names the step.
+    ``options``: the keyword arguments of :func:`sample_posterior` (``seed``, ``device``, ``progress``,
+    ``batch_size``, ``start_image``) and settings by name (``method``, ``steps``, ...).
+    ``scoremed.solve(y, op, method="dds", steps=50)`` is the fast CG data-consistency solver.
+    Raises as :func:`sample_posterior`.
     """
-    unknown = sorted(set(options) - SOLVE_OPTIONS)
-    if unknown:
-        raise InputError(f"{unknown[0]}: unknown option of solve; expected one of {sorted(SOLVE_OPTIONS)}")
-    return sample_posterior(y, operator, n_samples, prior=prior, method=method, steps=steps, snr=snr, lam=lam,
-                            seed=seed, device=device, progress=progress, **options).mean(0)
+    return sample_posterior(y, operator, n_samples, prior=prior, settings=settings, **options).mean(0)

@@ -175,7 +175,7 @@ def test_full_resolution_dataset_builtin():
 
 def test_brain_native_orientation_matches_slice_geometry():
     pytest.importorskip("nilearn")
-    from scoremed.apps.slices import SliceGeometry
+    from scoremed.io.slices import SliceGeometry
     from scoremed.data import brain_native
 
     volume = np.random.default_rng(0).random((5, 6, 7))

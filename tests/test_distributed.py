@@ -14,10 +14,11 @@ import torch
 import yaml
 
 import scoremed
-from scoremed.training.checkpoint import latest_checkpoint, read_json, read_safetensors
-from scoremed.training.config import load_config
-from scoremed.training.distributed import DistContext, init_distributed, map_sharded, shard_range, solve_sharded
+from scoremed.apps.stack import solve_sharded
+from scoremed.distributed import DistContext, init_distributed, map_sharded, shard_range
 from scoremed.errors import InputError
+from scoremed.io.checkpoint import latest_checkpoint, read_json, read_safetensors
+from scoremed.training.config import load_config
 from scoremed.operators import MRI, cartesian_mask
 from scoremed.training import StepBatchSampler, Trainer, shard_noise
 from scoremed.data import training_dataset
@@ -116,7 +117,8 @@ RECONSTRUCT = textwrap.dedent("""
     import numpy as np
     import torch
     import scoremed
-    from scoremed.training.distributed import init_distributed, shutdown, solve_sharded
+    from scoremed.apps.stack import solve_sharded
+    from scoremed.distributed import init_distributed, shutdown
     from test_distributed import study
 
     torch.set_num_threads(1)

@@ -14,7 +14,8 @@ from scoremed.networks import FastScore, fast_score
 from scoremed.operators import MRI, Inpainting, cartesian_mask, random_pixel_mask
 from scoremed.sampling import CORRECTORS, PREDICTORS
 from scoremed.sampling import pc_sampler
-from scoremed.solve import schedule, settings_for
+from scoremed.settings import settings_for
+from scoremed.solve import schedule
 from conftest import smooth_gaussian
 from test_solve import gaussian_case, posterior_mean
 
@@ -75,7 +76,7 @@ def test_direct_start_takes_the_requested_number_of_steps_from_t_start():
                                corrector="none", seed=0, progress=False)
         assert counting.calls == steps
         torch.testing.assert_close(operator(x_hat), operator(x), atol=1e-5, rtol=0)
-        grid = schedule(prior.sde, settings_for(prior, "consistency", steps=steps, start="direct", t_start=t_start))
+        grid = schedule(prior.sde, settings_for("consistency", prior, steps=steps, start="direct", t_start=t_start))
         assert grid.N >= steps
 
 
@@ -227,7 +228,7 @@ def test_auto_start_is_classical_for_task_operators_and_noise_for_others():
     from scoremed.solve import resolve_start
 
     prior, _, _, _ = gaussian_case(scoremed.VESDE(sigma_max=5.0))
-    settings = settings_for(prior, "diffpir", start="auto", t_start=0.3)
+    settings = settings_for("diffpir", prior, start="auto", t_start=0.3)
     mri = MRI(cartesian_mask((H, H), accel=4, center_fraction=0.25, seed=0))
     custom = scoremed.operators.as_operator(lambda v: 2 * v, image_shape=(1, H, H))
     assert resolve_start(settings, mri).start == "classical"

@@ -18,8 +18,9 @@ from safetensors.torch import load_file
 
 from scoremed.errors import InputError
 from scoremed.networks.ncsnpp import NCSNppConfig, build_ncsnpp, fir
-from scoremed.networks.published import (convert_checkpoint, import_checkpoint, published_configs, read_reference_config,
-                                reference_architecture, reference_sde)
+from scoremed.networks.published import (import_checkpoint, published_configs, read_reference_config,
+                                         reference_architecture, reference_sde)
+from scoremed.priors import convert_checkpoint
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ncsnpp"
 CASES = ["ve_ncsnpp_residual", "ve_ncsnpp_skip_1ch", "vp_ddpmpp"]

@@ -16,7 +16,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import scoremed
-from scoremed.training.checkpoint import read_training_state, save_prior
+from scoremed.io.checkpoint import read_training_state
+from scoremed.priors import save_prior
 from scoremed.cli.common import run_cli
 from scoremed.errors import InputError, SamplingDiverged
 from scoremed.operators import CT, MRI, Grayscale, Inpainting, cartesian_mask, random_pixel_mask, sparse_view_angles
@@ -83,7 +84,7 @@ def test_pickle_payloads_are_refused_and_run_nothing(tmp_path):
 def test_resume_from_a_run_with_a_pickle_payload_runs_nothing(tmp_path, smoke_run):
     import shutil
 
-    from scoremed.training.checkpoint import latest_checkpoint
+    from scoremed.io.checkpoint import latest_checkpoint
     from scoremed.training.config import load_config
     from scoremed.training import Trainer
     from scoremed.data import training_dataset
@@ -164,7 +165,7 @@ def test_a_flipped_bit_in_the_weights_is_caught_by_the_checksum(prior_pair):
 
 
 def test_a_flipped_byte_in_the_training_state_is_caught_by_its_checksum(tmp_path, smoke_run):
-    from scoremed.training.checkpoint import latest_checkpoint, read_json
+    from scoremed.io.checkpoint import latest_checkpoint, read_json
 
     ckpt = latest_checkpoint(smoke_run)
     expected = read_json(ckpt / "metadata.json")["training_state_sha256"]
@@ -237,7 +238,7 @@ BAD_SOLVE_ARGS = [
     ({"seed": -1}, "seed"),
     ({"device": "gpu"}, "device: expected a torch device"),
     ({"device": "meta"}, "device: expected cpu, cuda or mps"),
-    ({"stepz": 10}, "stepz: unknown option of solve"),
+    ({"stepz": 10}, "stepz: not a setting of method 'consistency'"),
 ]
 
 

@@ -16,8 +16,9 @@ import torch
 from safetensors.torch import load_file
 
 import scoremed
-from scoremed.training.checkpoint import latest_checkpoint, save_prior, save_training_checkpoint
 from scoremed.io.atomic import atomic_write
+from scoremed.io.checkpoint import latest_checkpoint, save_training_checkpoint
+from scoremed.priors import save_prior
 
 REPO_ROOT = Path(__file__).resolve().parents[1]   # the checkout (scripts/, configs/)
 
@@ -101,7 +102,7 @@ def test_sigkill_at_random_moments_then_resume_reaches_the_uninterrupted_weights
 
 SAVER = """
 import sys, torch
-from scoremed.training.checkpoint import save_training_checkpoint
+from scoremed.io.checkpoint import save_training_checkpoint
 run, step = sys.argv[1], int(sys.argv[2])
 net, ema = torch.nn.Linear(64, 64), torch.nn.Linear(64, 64)
 print("ready", flush=True)
@@ -116,7 +117,7 @@ while True:
 
 def check_saved_run(run: Path) -> int:
     """Every visible checkpoint is complete and self-consistent; returns the latest step."""
-    from scoremed.training.checkpoint import file_sha256, read_json, read_training_state
+    from scoremed.io.checkpoint import file_sha256, read_json, read_training_state
 
     for folder in (run / "checkpoints").glob("step_*"):
         step = int(folder.name.removeprefix("step_"))
@@ -170,7 +171,7 @@ def test_a_prior_file_pair_is_replaced_atomically(tmp_path, monkeypatch, smoke_p
     save_prior(tmp_path / "p", smoke_prior, arch)
     before = (tmp_path / "p.safetensors").read_bytes()
 
-    import scoremed.training.checkpoint as ckpt
+    import scoremed.io.checkpoint as ckpt
 
     def broken(tensors, path, *args, **kwargs):
         Path(path).write_bytes(b"\x00" * 10)

@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 import scoremed
-from scoremed.training.checkpoint import read_training_state, save_prior
+from scoremed.io.checkpoint import read_training_state
+from scoremed.priors import save_prior
 from scoremed.training.config import Config, config_from_dict, load_config
 from scoremed.errors import InputError, SamplingDiverged
 from scoremed.io.images import load_image, save_png

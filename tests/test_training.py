@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 import scoremed
 from scoremed.analytic import GaussianScore
-from scoremed.training.checkpoint import latest_checkpoint
+from scoremed.io.checkpoint import latest_checkpoint
 from scoremed.training.config import config_from_dict, load_config
 from scoremed.errors import InputError
 from scoremed.training import Trainer, TrainingDiverged

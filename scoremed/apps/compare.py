@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 import torch
 
 from scoremed.apps.metrics import mean_metrics
-from scoremed.benchmarks.calibration import calibrated_std
+from scoremed.calibration import calibrated_std
 from scoremed.prior import ScorePrior
-from scoremed.settings import default_method, settings_for
+from scoremed.sampling.methods import SolveSettings
+from scoremed.settings import settings_for, with_overrides
 from scoremed.solve import resolve_start, sample_posterior
 from scoremed.tasks import classical_name, classical_reconstruction, own_row_baselines
 
@@ -28,25 +29,27 @@ def _timed(fn):
     return out, time.perf_counter() - start
 
 
-def warm_start_options(prior: ScorePrior, operator, classical: torch.Tensor, **solve_options) -> tuple[dict, str]:
-    """(solve options, start label) for a run that has already computed the ``classical`` result
-    (B, C, H, W): a classical warm start (explicit, or the prior's "auto") reuses it as
-    ``start_image`` instead of computing it again; the label is the start as calibrations name it."""
-    method = solve_options.get("method") or default_method(prior)
-    started = {key: solve_options[key] for key in ("start", "t_start") if solve_options.get(key) is not None}
-    start = resolve_start(settings_for(prior, method, **started), operator).start_label
-    if start.startswith("classical"):
-        solve_options = {**solve_options, "start_image": classical}
-    return solve_options, start
+def warm_start(prior: ScorePrior, operator, classical: torch.Tensor, settings: SolveSettings | None = None,
+               **overrides) -> tuple[SolveSettings, torch.Tensor | None]:
+    """The run's settings with the start decided, once, here (explicit, or the prior's "auto"), and the image
+    to start from: the already computed ``classical`` result (B, C, H, W) when the start is classical (so
+    it is not computed again), else None. ``settings`` / ``overrides`` as :func:`scoremed.sample_posterior`."""
+    method = overrides.pop("method", None)
+    settings = (settings_for(method, prior, **overrides) if settings is None
+                else with_overrides(settings, prior, method=method, **overrides))
+    settings = resolve_start(settings, operator)
+    return settings, (classical if settings.start == "classical" else None)
 
 
 def run_comparison(y: torch.Tensor, operator, prior: ScorePrior, truth: torch.Tensor | None = None,
-                   n_samples: int = 1, extra_baselines: bool = False,
-                   **solve_options) -> tuple[dict[str, MethodResult], torch.Tensor | None]:
+                   n_samples: int = 1, extra_baselines: bool = False, settings: SolveSettings | None = None, *,
+                   seed: int | None = None, device=None, progress: bool = True, batch_size: int | None = None,
+                   **overrides) -> tuple[dict[str, MethodResult], torch.Tensor | None]:
     """Direct (pseudo-inverse), classical and scoremed (posterior mean of ``n_samples``) reconstructions of
     y (B, ...); mean PSNR / SSIM over the batch when ``truth`` (B, C, H, W) is given. ``extra_baselines``: also
     the task's baselines with a row of their own (PnP-BM3D when the bm3d package is installed; a note
-    otherwise), each under its name, between classical and scoremed.
+    otherwise), each under its name, between classical and scoremed. ``settings`` / ``overrides``, ``seed``,
+    ``device``, ``progress``, ``batch_size``: as :func:`scoremed.sample_posterior`.
 
     Returns the results by method name and the pixelwise posterior std (None for one sample), scaled
     by the prior's calibration for the method and start when it has one (the scoremed label says
@@ -58,17 +61,20 @@ def run_comparison(y: torch.Tensor, operator, prior: ScorePrior, truth: torch.Te
     for baseline, params, label in own_row_baselines(operator) if extra_baselines else []:
         image, seconds = _timed(lambda baseline=baseline, params=params: baseline.run(y, operator, **params))
         extra[baseline.name] = MethodResult(label, image, seconds)
-    method = solve_options.get("method") or default_method(prior)
-    solve_options, start = warm_start_options(prior, operator, classical, **solve_options)
-    warm = "start_image" in solve_options   # the classical result reused: its time counted as scoremed's
-    samples, t_score = _timed(lambda: sample_posterior(y, operator, n_samples, prior=prior, **solve_options))
-    std, note = calibrated_std(samples, prior, method, start) if n_samples > 1 else (None, "")
-    what = method + ("" if start == "noise" else f" from {start}") + (f"; {note}" if note else "")
+    settings, start_image = warm_start(prior, operator, classical, settings, **overrides)
+    samples, t_score = _timed(lambda: sample_posterior(y, operator, n_samples, prior, settings, seed=seed,
+                                                       device=device, progress=progress, batch_size=batch_size,
+                                                       start_image=start_image))
+    std, note = (calibrated_std(samples, prior, settings.method, settings.start_label) if n_samples > 1
+                 else (None, ""))
+    what = settings.method + ("" if settings.start == "noise" else f" from {settings.start_label}")
+    warm = start_image is not None   # the classical result reused: its time counted as scoremed's
     results = {
         "direct": MethodResult("direct (zero-filled / FBP / masked)", direct, t_direct),
         "classical": MethodResult(classical_name(operator), classical, t_classical),
         **extra,
-        "scoremed": MethodResult(f"scoremed ({what})", samples.mean(0), t_score + (t_classical if warm else 0.0)),
+        "scoremed": MethodResult(f"scoremed ({what}{f'; {note}' if note else ''})", samples.mean(0),
+                                 t_score + (t_classical if warm else 0.0)),
     }
     if truth is not None:
         for result in results.values():

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scoremed.apps.slices import INTENSITY_MODES
 from scoremed.errors import InputError, check_int
+from scoremed.io.slices import INTENSITY_MODES
 from scoremed.tasks import get_task
 
 
@@ -48,18 +48,20 @@ class ReconstructOptions:
     progress: bool = True
     dicom_out: str | None = None                  #: folder for a derived DICOM series (volumes only)
     extra_baselines: bool | None = None           #: PnP-BM3D rows (None: one image yes, volumes no)
-    solve: dict[str, Any] = field(default_factory=dict)   #: keyword arguments of scoremed.sample_posterior
+    device: Any = None                            #: torch device of the run (None: the prior's)
+    settings: dict[str, Any] = field(default_factory=dict)  #: solver settings by name (method, steps, start, ...;
+                                                            #: None: the prior's stored default)
 
     def check(self) -> "ReconstructOptions":
         """Refuse inconsistent options before any work; fills in the task's default options."""
-        from scoremed.solve import METHODS
+        from scoremed.settings import settings_for
 
         task = get_task(self.op, "op")
         if self.operator is None:
             self.operator = task.options()
-        method = self.solve.get("method")
-        if method is not None and method not in METHODS:
-            raise InputError(f"method: expected one of {list(METHODS)}, got {method!r}")
+        self.settings = {key: value for key, value in self.settings.items() if value is not None}
+        if "method" in self.settings:   # names and ranges checked before any work (t_start again with the prior)
+            settings_for(**self.settings)
         given = [name for name in ("input", "kspace", "sinogram") if getattr(self, name) is not None]
         if len(given) > 1:
             raise InputError(f"{given[0]}: give at most one of input, kspace and sinogram, got {', '.join(given)}")

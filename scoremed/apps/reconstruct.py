@@ -19,7 +19,7 @@ from scoremed.apps.figures import save_figure
 from scoremed.apps.grid import check_native_size, job_grid, task_operator
 from scoremed.apps.kspace import kspace_on_grid
 from scoremed.apps.options import ReconstructOptions
-from scoremed.apps.slices import fit_to_size
+from scoremed.io.slices import fit_to_size
 from scoremed.apps.volumes import VolumeOutputs, reconstruct_kspace_file, reconstruct_volume
 from scoremed.errors import InputError
 from scoremed.io.atomic import atomic_write, atomic_write_text
@@ -28,15 +28,13 @@ from scoremed.io.images import load_image, save_png
 from scoremed.io.nifti import save_nifti_slice
 from scoremed.io.volumes import is_volume_input
 from scoremed.settings import default_method
-from scoremed.tasks import ct, get_task
-from scoremed.training.checkpoint import load_prior
+from scoremed.tasks import TASKS, ct, get_task
+from scoremed.priors import load_prior
 
 log = logging.getLogger("scoremed")
 
 #: measurements with more pixels than this (256 x 256) get a note on the speed option ``resize``
 LARGE_PIXELS = 256 * 256
-#: tasks whose reconstructions are written as NIfTI (medical images); the others as PNG
-NIFTI_TASKS = ("mri", "ct")
 
 
 @dataclass
@@ -57,7 +55,7 @@ class SliceOutputs:
             raise InputError("dicom_out: only for volume input (NIfTI, DICOM) or HDF5 k-space")
         out = Path(out)
         image = self.results["scoremed"].image[0].cpu() * self.scale
-        if self.op in NIFTI_TASKS:
+        if get_task(self.op, "op").medical:
             save_nifti_slice(out / "reconstruction.nii.gz", image)
         else:
             save_png(out / "reconstruction.png", image)
@@ -114,6 +112,14 @@ def simulated_truth(options: ReconstructOptions, task, channels: int, grid: tupl
     return truth, source
 
 
+def check_measured_data(options: ReconstructOptions, task) -> None:
+    """Refuse measured data (``kspace``, ``sinogram``) of a kind the task does not reconstruct from."""
+    for name, given in (("kspace", options.kspace), ("sinogram", options.sinogram)):
+        if given and name not in task.measured_data:
+            readers = " or ".join(t.name for t in TASKS.values() if name in t.measured_data)
+            raise InputError(f"{name}: only with op {readers}, got op {options.op}")
+
+
 def is_volume_job(options: ReconstructOptions, channels: int) -> bool:
     """Whether the input is a whole volume (NIfTI / DICOM, one-channel prior) or an HDF5 k-space file."""
     return bool(options.kspace and is_hdf5(options.kspace)
@@ -125,12 +131,11 @@ def reconstruct(options: ReconstructOptions, ctx=None) -> SliceOutputs | VolumeO
     them). One 2D image: rank 0 reconstructs it and returns :class:`SliceOutputs`; other ranks None."""
     options.check()
     task = get_task(options.op, "op")
-    device = options.solve.get("device")
+    device = options.device
     prior_name = options.prior or task.default_prior
     prior = load_prior(prior_name, device=device)
     channels, grid = prior.channels, job_grid(prior, options.resize)   # grid None: the data's own
-    if options.kspace and options.op != "mri":
-        raise InputError(f"kspace: only with op mri, got op {options.op}")
+    check_measured_data(options, task)
     if is_volume_job(options, channels):
         if options.kspace:
             return reconstruct_kspace_file(options, prior, ctx)
@@ -145,8 +150,6 @@ def reconstruct(options: ReconstructOptions, ctx=None) -> SliceOutputs | VolumeO
         if grid is None:
             check_native_size(prior, y.shape, "the k-space", "kspace")
     elif options.sinogram:
-        if options.op != "ct":
-            raise InputError(f"sinogram: only with op ct, got op {options.op}")
         y, operator = measured_sinogram(options.sinogram, options.operator.views, None if grid is None else grid[0],
                                         options.sinogram_angles)
         if grid is None:
@@ -170,9 +173,9 @@ def reconstruct(options: ReconstructOptions, ctx=None) -> SliceOutputs | VolumeO
         return None
     if ctx is not None and ctx.is_distributed:
         log.info("one image: nothing to share out over %d processes; rank 0 reconstructs it", ctx.world_size)
-    log.info("prior '%s', method %s", prior.name, options.solve.get("method") or default_method(prior))
+    log.info("prior '%s', method %s", prior.name, options.settings.get("method") or default_method(prior))
     results, std = run_comparison(y.to(device), operator.to(device), prior,
                                   truth=truth.to(device) if truth is not None else None, n_samples=options.samples,
                                   extra_baselines=options.extra_baselines is not False, seed=options.seed,
-                                  progress=options.progress, **options.solve)
+                                  progress=options.progress, device=device, **options.settings)
     return SliceOutputs(options.op, results, truth, std, scale)

@@ -4,23 +4,26 @@ Used for volumes (NIfTI, DICOM) and multi-slice k-space (fastMRI). Only one batc
 measurements and sampler state is alive at a time, so memory is bounded by the batch size,
 not by the number of slices; the results kept per slice are images at the prior's resolution.
 
-Under ``torchrun`` (a :class:`scoremed.training.distributed.DistContext` with several processes)
+Under ``torchrun`` (a :class:`scoremed.distributed.DistContext` with several processes)
 the batches — fixed work units, batch ``b`` seeded with ``seed + start`` — are shared out and
-gathered back in order by :func:`scoremed.training.distributed.map_sharded`, so every rank ends
-with the same :class:`StackResult` as a single process computing all batches.
+gathered back in order by :func:`scoremed.distributed.map_sharded`, so every rank ends
+with the same :class:`StackResult` as a single process computing all batches;
+:func:`sample_posterior_sharded` does the same for the scoremed reconstruction alone.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Union
+from typing import Any, Callable, Iterable, Union
 
 import numpy as np
 import torch
 
 from scoremed.apps.compare import MethodResult, run_comparison
 from scoremed.apps.metrics import stack_metrics
-from scoremed.training.distributed import current_context, map_sharded, shard_range
+from scoremed.distributed import DistContext, current_context, map_sharded, shard_range
+from scoremed.errors import InputError
+from scoremed.solve import sample_posterior
 
 log = logging.getLogger("scoremed")
 
@@ -93,7 +96,7 @@ def run_stack(batches: Iterable[BatchSource], n_slices: int, prior, n_samples: i
     run, nor on which process runs them.
 
     ``extra_baselines``: also the baselines with a row of their own (PnP-BM3D), for every slice.
-    ``ctx``: a :class:`scoremed.training.distributed.DistContext` (default: the current one);
+    ``ctx``: a :class:`scoremed.distributed.DistContext` (default: the current one);
     with several processes each rank runs its contiguous share of the batches and every rank
     returns the same :class:`StackResult`. ``seconds`` are summed over all batches, whichever
     process ran them (compute time, not wall-clock time).
@@ -138,3 +141,31 @@ def run_stack(batches: Iterable[BatchSource], n_slices: int, prior, n_samples: i
         for name, r in results.items():
             r.metrics, per_slice[name] = stack_metrics(truth, r.image)
     return StackResult(results, per_slice, torch.cat(stds) if stds else None, truth)
+
+
+def sample_posterior_sharded(y: torch.Tensor, operator, n: int = 1, *, chunk_size: int = 1, seed: int = 0,
+                             ctx: DistContext | None = None, **options: Any) -> torch.Tensor:
+    """:func:`scoremed.sample_posterior` of a stack of measurements ``y`` (S, ...), shared over ranks.
+
+    The S measurements (slices of a study, or volumes) are cut into chunks of ``chunk_size``;
+    chunk k is solved with seed ``seed + k``, whichever rank runs it, so the result —
+    (n, S, *image_shape) on every rank, in the original order — does not depend on the
+    number of processes. Without a process group this is the same loop in one process.
+    """
+    if isinstance(chunk_size, bool) or int(chunk_size) < 1:
+        raise InputError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
+    chunk_size = int(chunk_size)
+    ctx = ctx or current_context(options.get("device"))
+    chunks = [slice(start, start + chunk_size) for start in range(0, y.shape[0], chunk_size)]
+
+    def run(k: int, part: slice) -> torch.Tensor:
+        return sample_posterior(y[part], operator, n, seed=int(seed) + k, **options).cpu()
+
+    return torch.cat(map_sharded(run, chunks, ctx), dim=1)
+
+
+def solve_sharded(y: torch.Tensor, operator, *, n_samples: int = 1, chunk_size: int = 1, seed: int = 0,
+                  ctx: DistContext | None = None, **options: Any) -> torch.Tensor:
+    """:func:`scoremed.solve` of a stack of measurements shared over ranks; (S, *image_shape) on every rank."""
+    return sample_posterior_sharded(y, operator, n_samples, chunk_size=chunk_size, seed=seed, ctx=ctx,
+                                    **options).mean(0)

@@ -5,7 +5,7 @@ back (:mod:`scoremed.apps.grid`), in the input's units, and write NIfTI (and opt
 All outputs are assembled in memory first (:class:`VolumeOutputs`) and written only after
 every slice has been reconstructed, each file atomically; an error anywhere writes nothing.
 
-Both jobs take ``ctx`` (a :class:`scoremed.training.distributed.DistContext`): under ``torchrun``
+Both jobs take ``ctx`` (a :class:`scoremed.distributed.DistContext`): under ``torchrun``
 the batches of slices are shared out over the processes and gathered back in order
 (:func:`scoremed.apps.stack.run_stack`); every rank returns the same :class:`VolumeOutputs`,
 and the caller lets rank 0 alone write them.
@@ -27,12 +27,12 @@ from scoremed.apps.figures import save_figure
 from scoremed.apps.grid import check_native_size, job_grid, task_operator
 from scoremed.apps.kspace import read_kspace
 from scoremed.apps.options import ReconstructOptions
-from scoremed.apps.slices import IntensityWindow, SliceGeometry, fit_to_size, restore_size
 from scoremed.apps.stack import Batch, StackResult, run_stack
 from scoremed.errors import InputError
 from scoremed.io.atomic import atomic_write
 from scoremed.io.dicom import LPS_TO_RAS, encode_series, series_datasets, write_series
 from scoremed.io.nifti import nifti_image
+from scoremed.io.slices import IntensityWindow, SliceGeometry, fit_to_size, restore_size
 from scoremed.io.volumes import load_volume
 from scoremed.tasks import get_task
 from scoremed.tasks.mri import coil_operator, make_mask
@@ -103,7 +103,7 @@ def reconstruct_volume(options: ReconstructOptions, prior, ctx=None) -> VolumeOu
     log.info("volume %s: %s %s, %d slices of %dx%d along RAS axis %d, intensity [%g, %g] -> [0, 1], "
              "reconstructed at %dx%d%s", volume.source, volume.kind, volume.data.shape, n, rows, cols,
              options.slice_axis, window.low, window.high, *grid, f" ({'; '.join(volume.notes)})" if volume.notes else "")
-    device = options.solve.get("device")
+    device = options.device
     operator = task_operator(get_task(options.op, "op"), (1, *grid), options.operator, what, "input").to(device)
     batch_size = int(options.batch_size)
 
@@ -126,7 +126,8 @@ def reconstruct_volume(options: ReconstructOptions, prior, ctx=None) -> VolumeOu
         recon[start:start + native.shape[0]] = window.restore(native)
 
     stack = run_stack(batches, n, prior, n_samples=options.samples, seed=options.seed, progress=options.progress,
-                      on_batch=on_batch, ctx=ctx, extra_baselines=bool(options.extra_baselines), **options.solve)
+                      on_batch=on_batch, ctx=ctx, extra_baselines=bool(options.extra_baselines), device=device,
+                      **options.settings)
     std = None
     if stack.std is not None:
         std = geometry.from_slices(to_volume_grid(stack.std)[:, 0].numpy() * (window.high - window.low))
@@ -150,7 +151,7 @@ def reconstruct_kspace_file(options: ReconstructOptions, prior, ctx=None) -> Vol
     log.info("k-space %s: %d slice(s), %s (%d coil(s)), %dx%d, reconstructed at %dx%d; %s", data.source, n,
              "multi-coil" if data.multicoil else "single-coil", coils, *data.original_shape, rows, cols,
              "; ".join(data.notes))
-    device = options.solve.get("device")
+    device = options.device
 
     def make_batch(i: int) -> Batch:  # each slice has its own coil maps, hence its own operator
         operator = coil_operator(data.kspace[i], data.mask, data.multicoil).to(device)
@@ -159,7 +160,7 @@ def reconstruct_kspace_file(options: ReconstructOptions, prior, ctx=None) -> Vol
 
     stack = run_stack([functools.partial(make_batch, i) for i in range(n)], n, prior, n_samples=options.samples,
                       seed=options.seed, progress=options.progress, ctx=ctx,
-                      extra_baselines=bool(options.extra_baselines), **options.solve)
+                      extra_baselines=bool(options.extra_baselines), device=device, **options.settings)
     magnitude = stack.results["scoremed"].image.abs()[:, 0].numpy() * data.scale      # (N, rows, cols)
     pixel = data.original_shape[1] / cols           # in the file's pixels: 1 on the file's own grid
     affine = LPS_TO_RAS @ np.diag([pixel, pixel, 1.0, 1.0])

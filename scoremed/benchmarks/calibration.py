@@ -1,40 +1,20 @@
 """Is the posterior standard deviation of ``sample_posterior`` a trustworthy error bar?
 
-Coverage: the fraction of pixels whose truth lies inside mean +/- 1.645 std (nominal 90 %), and
-the Pearson correlation between std and |error| over all pixels. With n samples even an exact
-sampler under-covers: for a Gaussian posterior (truth - mean) / (std sqrt(1 + 1/n)) follows
-Student's t with n - 1 degrees of freedom, so mean +/- 1.645 std covers a fresh draw with
-probability P(|t_{n-1}| < 1.645 / sqrt(1 + 1/n)) (76 % for n = 4). :func:`sample_factor` is the
-factor that makes it 90 %; a prior's stored ``std_scale`` (fitted on validation images by
-:func:`fit_scale`) corrects what remains, the sampler's own miscalibration. The calibrated std
-of n samples is ``std * std_scale * sample_factor(n)``; it is stored per method, with the start it
-was fitted from, in the prior's JSON under ``calibration`` (kept in ``prior.metadata``) and applied
-by :func:`calibrated_std` to samples of that method and start only.
+Coverage (see :mod:`scoremed.calibration` for why n samples need :func:`~scoremed.calibration.sample_factor`)
+of the raw, the sample-corrected and the calibrated std on validation and test images, and the Pearson
+correlation between std and |error| over all pixels. :func:`fit_scale` fits a prior's ``std_scale`` on
+validation images; :func:`store_calibration` writes it into the prior's JSON under ``calibration``, where
+:func:`scoremed.calibration.calibrated_std` finds it at reconstruction time.
 """
 from __future__ import annotations
 
-import json
-import math
 import time
 from pathlib import Path
 
 import torch
 
+from scoremed.calibration import LEVEL, Z, sample_factor
 from scoremed.errors import InputError, check_int
-
-#: the nominal coverage and its two-sided normal quantile
-LEVEL = 0.90
-Z = 1.6448536269514722
-
-
-def sample_factor(n: int, level: float = LEVEL) -> float:
-    """t_{n-1, (1+level)/2} sqrt(1 + 1/n) / z_{(1+level)/2}: the factor on the std of n exact Gaussian
-    samples that makes mean +/- z std cover a fresh draw with probability ``level``."""
-    from scipy.stats import norm, t
-
-    n = check_int(n, "n_samples", 2)
-    q = (1 + level) / 2
-    return float(t.ppf(q, n - 1) * math.sqrt(1 + 1 / n) / norm.ppf(q))
 
 
 def _flat(*tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -87,62 +67,39 @@ def report(truth: torch.Tensor, samples: torch.Tensor, std_scale: float | None =
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
-def stored_scale(prior, method: str, start: str = "noise") -> float | None:
-    """The prior's fitted ``std_scale`` for ``method`` started at ``start`` (a
-    :attr:`~scoremed.settings.SolveSettings.start_label`; None: not calibrated, calibrated for another
-    start, or for other weights than the prior's). A record without a start was fitted from noise."""
-    record = (prior.metadata.get("calibration") or {}).get(method)
-    if not isinstance(record, dict) or "std_scale" not in record or record.get("start", "noise") != start:
-        return None
-    fitted, current = record.get("weights_sha256"), prior.metadata.get("weights_sha256")
-    return None if fitted and current and fitted != current else float(record["std_scale"])
-
-
-def calibrated_std(samples: torch.Tensor, prior, method: str, start: str = "noise") -> tuple[torch.Tensor, str]:
-    """(std (B, C, H, W), note) of samples (n, B, C, H, W) of ``method`` started at ``start``: scaled by
-    the prior's ``std_scale`` for them and :func:`sample_factor` when it has one (note "std x1.23,
-    calibrated"), else the raw sample std (note "std uncalibrated")."""
-    std = samples.std(0)
-    scale = stored_scale(prior, method, start)
-    if scale is None:
-        return std, "std uncalibrated"
-    factor = scale * sample_factor(samples.shape[0])
-    return std * factor, f"std x{factor:.2f}, calibrated"
-
-
 def calibrate(prior_name: str, method: str, n_val: int = 3, n_test: int = 3, n_samples: int = 8,
               seed: int = 0, device=None, batch_size: int | None = None, size: int | None = None) -> dict:
     """Fit ``std_scale`` for ``method`` of a shipped prior on validation images of its tuning task
-    (:data:`scoremed.benchmarks.tuning.TUNING_TASK`) and report raw / sample-corrected / calibrated
+    (:func:`scoremed.priors.shipped_prior`) and report raw / sample-corrected / calibrated
     coverage on validation and test images. Returns the record :func:`store_calibration` writes.
 
     ``size``: images resampled to size x size (a resolution-free prior only; cheaper than its native
     size, which is the default); a fixed-size prior always works at its own size.
     """
-    from scoremed.benchmarks.tuning import TUNING_TASK, split_images
+    from scoremed.benchmarks.tuning import split_images
+    from scoremed.priors import load_prior, shipped_prior
     from scoremed.settings import settings_for
     from scoremed.solve import resolve_start, sample_posterior
     from scoremed.tasks import get_task
-    from scoremed.training.checkpoint import load_prior
 
     start = time.perf_counter()
     n_samples = check_int(n_samples, "n_samples", 2)
     prior = load_prior(prior_name, device=device)
-    task_name, options = TUNING_TASK[prior_name]
+    tuning = shipped_prior(prior_name)
     if not prior.resolution_free:
         if size not in (None, prior.image_shape[-1]):
             raise InputError(f"size: prior '{prior_name}' works on {prior.image_shape} images only, got {size}")
         size = prior.image_shape[-1]
     sets = {split: split_images(prior_name, split, n, size) for split, n in (("val", n_val), ("test", n_test))}
-    operator = get_task(task_name).make_operator(tuple(sets["val"][0].shape[1:]), options).to(prior.device)
+    operator = get_task(tuning.task).make_operator(tuple(sets["val"][0].shape[1:]), tuning.options).to(prior.device)
     samples = {}
     for split, (truth, _) in sets.items():
         samples[split] = sample_posterior(operator(truth.to(prior.device)), operator, n_samples, prior=prior,
                                           method=method, seed=seed, progress=False, batch_size=batch_size).cpu()
-    settings = resolve_start(settings_for(prior, method), operator)
+    settings = resolve_start(settings_for(method, prior), operator)
     record = calibration_record(sets["val"][0], samples["val"], sets["test"][0], samples["test"])
     record["validation"]["indices"], record["test"]["indices"] = sets["val"][1], sets["test"][1]
-    return {**record, "task": task_name, "steps": settings.steps, "start": settings.start_label,
+    return {**record, "task": tuning.task, "steps": settings.steps, "start": settings.start_label,
             "weights_sha256": prior.metadata.get("weights_sha256"),
             "seconds": round(time.perf_counter() - start, 1)}
 
@@ -159,17 +116,15 @@ def calibration_record(truth_val: torch.Tensor, samples_val: torch.Tensor, truth
 
 def store_calibration(prior_name: str, method: str, record: dict, directory=None) -> Path:
     """Write ``record`` into the shipped prior's JSON as ``calibration[method]``."""
-    from scoremed.io.atomic import atomic_write_text
-    from scoremed.training.checkpoint import SHIPPED_DIR, read_json
+    from scoremed.priors import update_metadata
 
-    path = Path(directory if directory is not None else SHIPPED_DIR) / f"{prior_name}.json"
-    meta = read_json(path)
-    if record.get("weights_sha256") and record["weights_sha256"] != meta.get("weights_sha256"):
-        raise InputError(f"prior: '{prior_name}' was re-exported while it was calibrated ({path} has other weights); "
-                         "calibrate it again")
-    meta.setdefault("calibration", {})[method] = record
-    atomic_write_text(path, json.dumps(meta, indent=2))
-    return path
+    def edit(meta: dict) -> None:
+        if record.get("weights_sha256") and record["weights_sha256"] != meta.get("weights_sha256"):
+            raise InputError(f"prior: '{prior_name}' was re-exported while it was calibrated (its JSON has other "
+                             "weights); calibrate it again")
+        meta.setdefault("calibration", {})[method] = record
+
+    return update_metadata(prior_name, edit, directory)
 
 
 HEADER = ["prior", "method", "task", "size", "samples", "std scale", "split", "coverage raw",

@@ -11,7 +11,6 @@ start; the curve under ``curves``).
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -20,23 +19,20 @@ from pathlib import Path
 import torch
 
 from scoremed.apps.metrics import mean_metrics
-from scoremed.benchmarks.quality import TASKS as QUALITY_TASKS, Task, steps_for
+from scoremed.benchmarks.quality import Task, steps_for
 from scoremed.benchmarks.report import markdown_table, write_report_section
 from scoremed.benchmarks.tuning import split_images
 from scoremed.errors import InputError, SamplingDiverged
-from scoremed.io.atomic import atomic_write, atomic_write_text
+from scoremed.io.atomic import atomic_write
+from scoremed.priors import load_prior, prior_path, shipped_prior, update_metadata
 from scoremed.sampling import DDSStep
-from scoremed.settings import METHODS as SOLVE_METHODS
+from scoremed.sampling.methods import METHODS as SOLVE_METHODS
+from scoremed.settings import settings_for
 from scoremed.solve import sample_posterior
 from scoremed.tasks import get_task
-from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, read_json
 
 log = logging.getLogger("scoremed")
 
-_QUALITY_TASKS = {task.name: task for task in QUALITY_TASKS}
-#: the task each shipped prior's curves are measured on (the quality benchmark's definitions)
-CURVE_TASKS = {"mri-brain": _QUALITY_TASKS["mri-4x"], "ct-phantom": _QUALITY_TASKS["ct-23-views"],
-               "natural": _QUALITY_TASKS["inpaint-random-70"]}
 METHODS = ("dds", "diffpir", "consistency", "projection", "dps")
 NFE_LEVELS = (25, 50, 100, 200, 1000)
 HEADER = ["prior", "task", "method", "NFE", "PSNR dB", "SSIM", "s / image"]
@@ -57,6 +53,12 @@ def parse_method(name: str) -> tuple[str, dict]:
     return method, options
 
 
+def curve_task(prior_name: str) -> Task:
+    """The task shipped prior ``prior_name``'s curves are measured on: its tuning task."""
+    shipped = shipped_prior(prior_name)
+    return Task(shipped.label, shipped.task, prior_name, shipped.options)
+
+
 def centre_crop(images: torch.Tensor, size: int | None) -> torch.Tensor:
     """The central size x size window of (B, C, H, W) images (None or larger than the image: unchanged)."""
     h, w = images.shape[-2:]
@@ -71,7 +73,7 @@ def validation_images(prior_name: str, n_images: int, size: int | None) -> torch
     crop at native pixel size, except for CT, where a crop is not an object a scanner measures (it would
     be cut off inside the field of view), so the whole slice is resampled (antialiased) instead."""
     images = split_images(prior_name, "val", n_images)[0]
-    if size is None or CURVE_TASKS[prior_name].op != "ct":
+    if size is None or shipped_prior(prior_name).task != "ct":
         return centre_crop(images, size)
     return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
                                            align_corners=False).clamp(0, 1)
@@ -85,11 +87,12 @@ def curve_points(task: Task, prior, truth: torch.Tensor, levels: dict[str, list[
     points = []
     for name, nfes in levels.items():
         method, options = parse_method(name)
+        settings = settings_for(method, prior, **options)
         for nfe in nfes:
             start = time.perf_counter()
             try:
-                x_hat = sample_posterior(y, operator, 1, prior=prior, method=method, steps=steps_for(method, nfe, prior),
-                                         seed=seed, progress=False, **options)[0]
+                x_hat = sample_posterior(y, operator, 1, prior, settings, steps=steps_for(settings, nfe), seed=seed,
+                                         progress=False)[0]
                 scores = mean_metrics(truth, x_hat)
             except SamplingDiverged as exc:
                 log.warning("%s %s %d NFE diverged: %s", task.name, name, nfe, exc)
@@ -158,24 +161,24 @@ def plot_curves(points: list[dict], title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def store_choice(prior_name: str, record: dict, directory: Path = SHIPPED_DIR) -> Path:
+def store_choice(prior_name: str, record: dict, directory: Path | None = None) -> Path:
     """Write the chosen default (method, steps, start) and the curve into the prior's JSON; a classical
     start is stored as start="auto" (classical where the operator's task has a baseline, else noise)."""
-    path = Path(directory) / f"{prior_name}.json"
-    meta = read_json(path)
     method, options = parse_method(record["choice"]["method"])
-    meta["default_method"] = method
-    prior = load_prior(path.with_suffix(".safetensors"))
-    defaults = meta.setdefault("solve_defaults", {}).setdefault(method, {})
-    defaults["steps"] = steps_for(method, record["choice"]["nfe"], prior)
-    for key in ("start", "t_start"):
-        defaults.pop(key, None)
-    if options["start"] != "noise":
-        defaults.update(start="auto" if options["start"] == "classical" else options["start"],
-                        t_start=options["t_start"])
-    meta.setdefault("curves", {})[record["task"]] = record
-    atomic_write_text(path, json.dumps(meta, indent=2))
-    return path
+    steps = steps_for(settings_for(method, load_prior(prior_path(prior_name, directory))), record["choice"]["nfe"])
+
+    def edit(meta: dict) -> None:
+        meta["default_method"] = method
+        defaults = meta.setdefault("solve_defaults", {}).setdefault(method, {})
+        defaults["steps"] = steps
+        for key in ("start", "t_start"):
+            defaults.pop(key, None)
+        if options["start"] != "noise":
+            defaults.update(start="auto" if options["start"] == "classical" else options["start"],
+                            t_start=options["t_start"])
+        meta.setdefault("curves", {})[record["task"]] = record
+
+    return update_metadata(prior_name, edit, directory)
 
 
 def curves_markdown(records: dict[str, dict], note: str = "") -> str:
@@ -211,9 +214,7 @@ def run(priors: list[str], n_images: int, size: int | None, levels: dict[str, li
         parse_method(name)   # a misspelt method fails before any measurement
     records = {}
     for name in priors:
-        if name not in CURVE_TASKS:
-            raise InputError(f"prior: curves are measured for the shipped priors {sorted(CURVE_TASKS)}, got {name!r}")
-        task = CURVE_TASKS[name]
+        task = curve_task(name)
         prior = load_prior(name, device=device)
         truth = validation_images(name, n_images, size).to(prior.device)
         start = time.perf_counter()

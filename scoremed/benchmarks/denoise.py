@@ -32,10 +32,7 @@ from scoremed.denoising import bm3d_denoiser, prior_denoiser
 from scoremed.errors import InputError
 
 SIGMAS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
-PRIORS = ("mri-brain", "ct-phantom", "natural")
 METHODS = ("noisy", "tv", "bm3d", "prior")
-#: real scans of each prior's modality (test split only)
-REAL = {"mri-brain": "mr", "ct-phantom": "ct"}
 #: golden-section iterations of the oracle TV weight search over log10(weight) in [-3, 0.5]
 TV_SEARCH_ITERATIONS = 14
 
@@ -84,17 +81,19 @@ def tv_oracle(noisy: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 def benchmark_images(prior: str, split: str, n_images: int) -> dict[str, torch.Tensor]:
     """Images (C, H, W) by label: ``n_images`` held-out items of ``prior``'s data (spread over the split,
-    so over its contrasts), then for the test split the real scans of its modality."""
+    so over its contrasts), then for the test split the real scans of its modality (its ``real_images``)."""
     from scoremed.benchmarks.real_images import real_images
     from scoremed.data import get_dataset
+    from scoremed.priors import shipped_prior
 
     if split not in ("val", "test"):
         raise InputError(f"split: expected 'val' or 'test', got {split!r}")
     data = get_dataset(prior, split, image_size=None)
     items = np.unique(np.linspace(0, len(data) - 1, n_images).round().astype(int)) if n_images else []
     images = {f"{split} {int(i)}": data[int(i)] for i in items}
-    if split == "test" and prior in REAL:
-        images.update(real_images(REAL[prior]))
+    modality = shipped_prior(prior).real_images
+    if split == "test" and modality is not None:
+        images.update(real_images(modality))
     return images
 
 
@@ -147,7 +146,7 @@ def method_functions(methods, prior=None, offsets: int = 1) -> dict[str, Callabl
 def run_prior(prior_name: str, split: str, n_images: int, sigmas, methods, device=None, seed: int = 0,
               offsets: int = 1, weights: str | None = None) -> list[Result]:
     """Every result of one prior (``weights``: a run folder or .safetensors to load instead of the shipped one)."""
-    from scoremed.training.checkpoint import load_prior
+    from scoremed.priors import load_prior
 
     prior = load_prior(weights or prior_name, device=device) if "prior" in methods else None
     functions = method_functions(methods, prior, offsets)

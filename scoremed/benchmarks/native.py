@@ -16,21 +16,14 @@ from pathlib import Path
 
 import torch
 
-from scoremed.benchmarks.quality import HEADER, Task, compare_methods
+from scoremed.benchmarks.quality import HEADER, TASKS as QUALITY_TASKS, Task, compare_methods
 from scoremed.benchmarks.real_images import real_images
 from scoremed.benchmarks.report import markdown_table
-from scoremed.tasks import ct, inpaint, mri
+from scoremed.priors import load_prior, shipped_prior
 
-TASKS = [
-    Task("mri-4x", "mri", "mri-brain", mri.Options(accel=4, mask="random")),
-    Task("mri-8x", "mri", "mri-brain", mri.Options(accel=8, mask="random")),
-    Task("ct-23-views", "ct", "ct-phantom", ct.Options(views=23)),
-    Task("ct-12-views", "ct", "ct-phantom", ct.Options(views=12)),
-    Task("inpaint-random-70", "inpaint", "natural", inpaint.Options(mask_kind="random")),
-    Task("colorize", "colorize", "natural"),
-]
-#: real images of each prior's modality
-REAL = {"mri-brain": "mr", "ct-phantom": "ct"}
+#: the quality benchmark's tasks that are run at native resolution
+NATIVE = ("mri-4x", "mri-8x", "ct-23-views", "ct-12-views", "inpaint-random-70", "colorize")
+TASKS = [task for task in QUALITY_TASKS if task.name in NATIVE]
 NATIVE_HEADER = [*HEADER, "peak RSS GB"]
 
 
@@ -42,15 +35,16 @@ def peak_rss_gb() -> float:
 
 def run_native_task(task: Task, n_images: int, nfe_levels: dict[str, list[int]], figure_dir: Path | None,
                     device=None, seed: int = 0, real: bool = True) -> list[list[object]]:
-    """Rows of ``task`` on ``n_images`` native test images, then on each real image of its modality."""
+    """Rows of ``task`` on ``n_images`` native test images, then on each real image of its prior's modality
+    (its ``real_images``)."""
     from scoremed.data import get_dataset
-    from scoremed.training.checkpoint import load_prior
 
     prior = load_prior(task.prior, device=device)
     test = get_dataset(task.prior, "test", image_size=None)
     sets = {f"{task.name} (test split)": torch.stack([test[i] for i in range(min(n_images, len(test)))])}
-    if real and task.prior in REAL:
-        sets.update({f"{task.name} ({name})": image[None] for name, image in real_images(REAL[task.prior]).items()})
+    modality = shipped_prior(task.prior).real_images
+    if real and modality is not None:
+        sets.update({f"{task.name} ({name})": image[None] for name, image in real_images(modality).items()})
     rows = []
     for label, truth in sets.items():
         size = "x".join(map(str, truth.shape[-2:]))

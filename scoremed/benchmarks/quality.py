@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scoremed.apps.compare import MethodResult, warm_start_options
+from scoremed.apps.compare import MethodResult, warm_start
 from scoremed.apps.figures import save_figure
 from scoremed.apps.metrics import batch_metrics, image_metrics
 from scoremed.benchmarks.report import markdown_table
@@ -41,13 +41,9 @@ TASKS = [
 ]
 
 
-def steps_for(method: str, nfe: int, prior) -> int:
-    """Predictor steps that spend ``nfe`` score evaluations (PC methods use one corrector step)."""
-    from scoremed.solve import settings_for
-
-    settings = settings_for(prior, method)
-    per_step = 1 + (settings.n_corrector_steps if settings.corrector != "none" else 0)
-    return max(1, nfe // per_step)
+def steps_for(settings, nfe: int) -> int:
+    """Predictor steps of ``settings`` that spend ``nfe`` score evaluations."""
+    return max(1, nfe // settings.evaluations_per_step)
 
 
 def _row(task: str, method: str, nfe: object, scores: dict[str, np.ndarray], seconds: float) -> list[object]:
@@ -63,7 +59,7 @@ def run_task(task: Task, n_images: int, nfe_levels: dict[str, list[int]], figure
     test split at its own resolution (resolution-free priors) instead of 64 x 64.
     """
     from scoremed.data import get_dataset
-    from scoremed.training.checkpoint import load_prior
+    from scoremed.priors import load_prior
 
     prior = load_prior(task.prior, device=device)
     test = get_dataset(task.prior, "test", image_size=None if native else 64)
@@ -98,13 +94,13 @@ def compare_methods(task: Task, label: str, truth: torch.Tensor, prior, nfe_leve
         rows.append(_row(label, name, 0, batch_metrics(truth, image), (time.perf_counter() - start) / n))
     best = None
     for method, levels in nfe_levels.items():
-        options, _ = warm_start_options(prior, operator, classical, method=method)
+        settings, start_image = warm_start(prior, operator, classical, method=method)
         for nfe in levels:
             start = time.perf_counter()
-            x_hat = sample_posterior(y, operator, 1, prior=prior, steps=steps_for(method, nfe, prior), seed=seed,
-                                     progress=False, **options)[0]
+            x_hat = sample_posterior(y, operator, 1, prior, settings, steps=steps_for(settings, nfe), seed=seed,
+                                     progress=False, start_image=start_image)[0]
             # a warm start reuses the classical result: its time counts as scoremed's
-            seconds = (time.perf_counter() - start) / n + (t_classical if "start_image" in options else 0.0)
+            seconds = (time.perf_counter() - start) / n + (t_classical if start_image is not None else 0.0)
             scores = batch_metrics(truth, x_hat)
             rows.append(_row(label, f"scoremed {method}", nfe, scores, seconds))
             if best is None or scores["psnr"].mean() > best[0]:
@@ -113,9 +109,9 @@ def compare_methods(task: Task, label: str, truth: torch.Tensor, prior, nfe_leve
         _, method, nfe, x_hat = best
         std = None
         if std_samples > 1:
-            options, _ = warm_start_options(prior, operator, classical[:1], method=method)
-            samples = sample_posterior(y[:1], operator, std_samples, prior=prior, seed=seed + 1, progress=False,
-                                       steps=steps_for(method, min(nfe, 200), prior), **options)
+            settings, start_image = warm_start(prior, operator, classical[:1], method=method)
+            samples = sample_posterior(y[:1], operator, std_samples, prior, settings, seed=seed + 1, progress=False,
+                                       steps=steps_for(settings, min(nfe, 200)), start_image=start_image)
             std = samples.std(0)
         metrics = image_metrics(truth[0], x_hat[0])
         shown["scoremed"] = MethodResult(f"scoremed {method} ({nfe} NFE)", x_hat[:1], 0.0, metrics)

@@ -10,8 +10,8 @@ Three measurements (the markdown is :mod:`scoremed.benchmarks.speed_report`):
    and under ``torchrun`` with two processes, same global batch.
 3. **Reconstruction**: PSNR / SSIM against the number of score evaluations (NFE) of every
    sampler on held-out test images (4x random Cartesian MRI with the shipped ``mri-brain``
-   prior), next to the 1000-step PC baseline, and seconds per slice at the default and the
-   fast setting.
+   prior), next to the 1000-step PC baseline, and seconds per slice of the prior's default
+   (what ``scoremed.solve(y, op)`` runs). Every row is labelled from its resolved settings.
 
 The prior is loaded by name, so re-running the script after new weights are shipped
 updates the tables.
@@ -39,38 +39,40 @@ from scoremed.benchmarks.speed_report import report_from_raw
 from scoremed.configs import find_config
 from scoremed.prior import ScorePrior
 from scoremed.sampling import CountingScore
-from scoremed.solve import sample_posterior
+from scoremed.sampling.methods import SolveSettings
+from scoremed.settings import settings_for
+from scoremed.solve import resolve_start, sample_posterior
 from scoremed.tasks import mri
-from scoremed.training.checkpoint import load_prior
+from scoremed.priors import load_prior
 from scoremed.training.config import load_config
-
-#: the fast setting: chosen on two *validation* images of mri-brain (t_start 0.2 / 0.3 / 0.4, snr 0.16 - 1.0,
-#: 50 / 100 / 200 steps), never on the test images the tables report
-FAST_SETTING: dict[str, Any] = {"start": "direct", "t_start": 0.3, "steps": 100, "snr": 0.7}
-
 
 @dataclass(frozen=True)
 class Sampler:
-    """A family of solve settings whose cost is set by ``steps``."""
-    name: str
-    settings: dict[str, Any]
+    """A family of solve settings whose cost is set by ``steps``: ``overrides`` of the prior's stored defaults
+    (with ``method``; none: the prior's own default). Rows are labelled from the resolved settings."""
+    overrides: dict[str, Any]
     steps: tuple[int, ...]
     quick_steps: tuple[int, ...]
 
+    def settings(self, prior: ScorePrior, operator, steps: int) -> SolveSettings:
+        """The resolved settings of a run of ``steps`` steps (start decided for ``operator``)."""
+        overrides = dict(self.overrides)
+        return resolve_start(settings_for(overrides.pop("method", None), prior, **overrides, steps=steps), operator)
 
+
+#: the prior's default (what ``scoremed.solve(y, op)`` runs), the 1000-step PC baseline and the other samplers
+DEFAULT = Sampler({}, (25, 50, 100), (50,))
+BASELINE = Sampler({"method": "consistency", "start": "noise"}, (100, 250, 500, 1000), (250, 1000))
+DPM = Sampler({"method": "consistency", "start": "noise", "predictor": "dpm2m", "corrector": "none"}, (50, 100, 200),
+              ())
 SAMPLERS = [
-    Sampler("PC from noise (default: reverse diffusion + Langevin, snr 0.16)", {}, (100, 250, 500, 1000), (500, 1000)),
-    Sampler("PC from noise, snr 0.7", {"snr": 0.7}, (50, 100, 250), (100,)),
-    Sampler("PC from the direct reconstruction, t_start 0.3, snr 0.7 (fast)",
-            {"start": "direct", "t_start": 0.3, "snr": 0.7}, (10, 25, 50, 100, 200), (10, 25, 50, 100)),
-    Sampler("PC from the direct reconstruction, t_start 0.3, snr 0.16",
-            {"start": "direct", "t_start": 0.3}, (25, 50, 100, 200), (100,)),
-    Sampler("DPM-Solver++(2M) + consistency from the direct reconstruction, t_start 0.3",
-            {"start": "direct", "t_start": 0.3, "predictor": "dpm2m", "corrector": "none"},
-            (10, 25, 50, 100, 200), (25, 100)),
-    Sampler("DPM-Solver++(2M) + consistency from noise", {"predictor": "dpm2m", "corrector": "none"},
-            (25, 50, 100, 200), (100,)),
-    Sampler("DDIM + consistency from noise", {"predictor": "ddim", "corrector": "none"}, (50, 100, 200), ()),
+    DEFAULT,
+    BASELINE,
+    Sampler({"method": "consistency", "start": "noise", "snr": 0.7}, (50, 100, 250), (100,)),
+    Sampler({"method": "consistency", "start": "direct", "t_start": 0.3, "snr": 0.7}, (25, 50, 100, 200), (50,)),
+    DPM,
+    Sampler({"method": "dds", "start": "noise"}, (25, 50, 100), (50,)),
+    Sampler({"method": "diffpir", "start": "noise"}, (25, 50, 100), (50,)),
 ]
 
 
@@ -123,15 +125,17 @@ class CheapScore:
         return -(x - a.reshape(-1, *[1] * (x.ndim - 1)) * self.mean) / var.reshape(-1, *[1] * (x.ndim - 1))
 
 
-def sampler_overhead(prior: ScorePrior, operator, y: torch.Tensor, settings: dict[str, Any], repeats: int = 3) -> dict:
+def sampler_overhead(prior: ScorePrior, operator, y: torch.Tensor, settings: SolveSettings, repeats: int = 3) -> dict:
     """The sampler's overhead over its network evaluations, measured two ways (CPU time; wall time too).
 
     - direct: median over ``repeats`` interleaved pairs of (full solve) / (the same number of
       network evaluations alone);
     - decomposed: 1 + (the same solve with a near-free analytic score) / (network evaluations
       alone) — the sampler's own work measured separately, far less sensitive to other jobs.
+
+    Both solves run the same resolved ``settings`` (the cheap prior has no stored defaults of its own).
     """
-    sample_posterior(y, operator, prior=prior, steps=2, seed=0, progress=False)   # warm-up
+    sample_posterior(y, operator, prior=prior, settings=settings, steps=2, seed=0, progress=False)   # warm-up
     shape = (y.shape[0], *prior.image_shape)
     x = torch.rand(shape, generator=torch.Generator().manual_seed(0), device=y.device)
     cheap = ScorePrior(prior.sde, CheapScore(prior.sde), prior.image_shape, centered=prior.centered,
@@ -139,11 +143,11 @@ def sampler_overhead(prior: ScorePrior, operator, y: torch.Tensor, settings: dic
     cpu_ratios, wall_ratios, solve_cpu, net_cpu, sampler_cpu, nfe = [], [], [], [], [], 0
     for _ in range(repeats):
         c0, _w = _clocks()
-        sample_posterior(y, operator, prior=cheap, seed=0, progress=False, **settings)
+        sample_posterior(y, operator, prior=cheap, settings=settings, seed=0, progress=False)
         sampler_cpu.append(_clocks()[0] - c0)
         prior_c, counter = counted(prior)
         c0, w0 = _clocks()
-        sample_posterior(y, operator, prior=prior_c, seed=0, progress=False, **settings)
+        sample_posterior(y, operator, prior=prior_c, settings=settings, seed=0, progress=False)
         c1, w1 = _clocks()
         nfe = counter.calls
         times = torch.linspace(1.0, 1e-3, nfe)
@@ -210,12 +214,12 @@ def training_throughput(config_name: str, steps: int, intervals: int = 4, rounds
 
 
 # --- 3. reconstruction quality and time ---------------------------------------------------------------
-def reconstruct(prior: ScorePrior, operator, truth: torch.Tensor, settings: dict[str, Any]) -> dict:
+def reconstruct(prior: ScorePrior, operator, truth: torch.Tensor, settings: SolveSettings) -> dict:
     """Solve all images in one batch; PSNR/SSIM means, NFE, seconds per slice (wall and CPU)."""
     y = operator(truth)
     prior_c, counter = counted(prior)
     c0, w0 = _clocks()
-    x = sample_posterior(y, operator, prior=prior_c, seed=0, progress=False, **settings)[0]
+    x = sample_posterior(y, operator, prior=prior_c, settings=settings, seed=0, progress=False)[0]
     c1, w1 = _clocks()
     n = truth.shape[0]
     return {"nfe": counter.calls, **mean_metrics(truth, x), "wall_per_slice": (w1 - w0) / n,
@@ -247,7 +251,7 @@ def run(quick: bool = True, n_images: int | None = None, train_steps: int | None
     raw: dict[str, Any] = {"overhead": [], "training": [], "curve": [], **(previous or {}),
                            "quick": quick, "prior_step": prior.metadata.get("training", {}).get("step"),
                            "parameters": sum(p.numel() for p in prior.network.parameters()),
-                           "fast_setting": FAST_SETTING, "targets": TARGETS, "cuda": torch.cuda.is_available()}
+                           "targets": TARGETS, "cuda": torch.cuda.is_available()}
     if note:
         raw["note"] = note
     overhead_steps = 50 if quick else 200
@@ -255,13 +259,11 @@ def run(quick: bool = True, n_images: int | None = None, train_steps: int | None
         log("sampler overhead ...")
         y1 = operator(truth[:1])
         overhead = []
-        for label, settings in (("default PC (reverse diffusion + Langevin)", {"steps": overhead_steps}),
-                                ("fast: PC from the direct reconstruction", {**FAST_SETTING, "steps": overhead_steps}),
-                                ("DPM-Solver++(2M), no corrector", {"steps": 2 * overhead_steps, "predictor": "dpm2m",
-                                                                    "corrector": "none"})):
+        for sampler in (DEFAULT, BASELINE, DPM):
+            settings = sampler.settings(prior, operator, overhead_steps)
             result = sampler_overhead(prior, operator, y1, settings, repeats=3 if quick else 5)
-            overhead.append({"label": label, **result})
-            log(f"  {label}: {result}")
+            overhead.append({"label": settings.label, **result})
+            log(f"  {settings.label}: {result}")
         raw["overhead"] = overhead
         raw["overhead_steps"] = overhead_steps
     if "training" in sections:
@@ -272,10 +274,12 @@ def run(quick: bool = True, n_images: int | None = None, train_steps: int | None
         log("reconstruction quality against evaluations ...")
         curve = [{"sampler": "direct (zero-filled)", "steps": 0, "nfe": 0, **direct_scores(operator, truth)}]
         for sampler in SAMPLERS:
+            role = {id(DEFAULT): "default", id(BASELINE): "baseline"}.get(id(sampler))
             for steps in (sampler.quick_steps if quick else sampler.steps):
-                result = reconstruct(prior, operator, truth, {**sampler.settings, "steps": steps})
-                curve.append({"sampler": sampler.name, "steps": steps, **result})
-                log(f"  {sampler.name}, {steps} steps: NFE {result['nfe']}, PSNR {result['psnr']:.2f}, "
+                settings = sampler.settings(prior, operator, steps)
+                result = reconstruct(prior, operator, truth, settings)
+                curve.append({"sampler": settings.label, "steps": steps, "role": role, **result})
+                log(f"  {settings.label}, {steps} steps: NFE {result['nfe']}, PSNR {result['psnr']:.2f}, "
                     f"{result['wall_per_slice']:.1f} s/slice")
         raw["curve"] = curve
     before = raw.get("machine", {}) if "quality" not in sections else {}

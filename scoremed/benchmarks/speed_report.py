@@ -9,8 +9,9 @@ from __future__ import annotations
 from scoremed.benchmarks.report import markdown_table
 
 
-def _find(curve: list[dict], sampler: str, steps: int) -> dict | None:
-    return next((r for r in curve if r["sampler"].startswith(sampler) and r["steps"] == steps), None)
+def _role(curve: list[dict], role: str) -> dict | None:
+    """The row of ``role`` ("default" / "baseline") with the most steps."""
+    return max((r for r in curve if r.get("role") == role), key=lambda r: r["steps"], default=None)
 
 
 def _machine(raw: dict) -> list[str]:
@@ -71,31 +72,26 @@ def _quality(raw: dict) -> list[str]:
     lines = ["### Reconstruction: seconds per slice and PSNR", "",
              f"{n_images} test images of `mri-brain` (test split), one 4× random Cartesian mask (8 % centre), all "
              "images in one batch; seconds per slice = batch time / images.", ""]
-    default = _find(curve, "PC from noise", 500)
-    fast_setting = raw.get("fast_setting")
-    fast = None
-    if fast_setting:
-        fast = next((r for r in curve if r["steps"] == fast_setting["steps"] and r["sampler"].startswith(
-            f"PC from the direct reconstruction, t_start {fast_setting['t_start']}, snr {fast_setting['snr']}")), None)
-    rows = [[label, r["nfe"], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}", f"{r['wall_per_slice']:.2f}",
-             f"{r['cpu_per_slice']:.2f}"]
-            for label, r in (("default (500 PC steps)", default), (f"fast ({fast_setting})", fast)) if r is not None]
+    default, baseline = _role(curve, "default"), _role(curve, "baseline")
+    rows = [[f"{label}: {r['sampler']}, {r['steps']} steps", r["nfe"], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}",
+             f"{r['wall_per_slice']:.2f}", f"{r['cpu_per_slice']:.2f}"]
+            for label, r in (("default (`solve(y, op)`)", default), ("baseline", baseline)) if r is not None]
     lines += [markdown_table(["setting", "NFE", "PSNR dB", "SSIM", "s/slice (wall)", "s/slice (CPU)"], rows), ""]
-    if default and fast:
-        lines += [f"- Fast vs default: {fast['nfe'] / default['nfe']:.0%} of the evaluations, "
-                  f"{default['cpu_per_slice'] / fast['cpu_per_slice']:.1f}× less CPU time per slice, "
-                  f"{fast['psnr'] - default['psnr']:+.2f} dB PSNR.", ""]
+    if default and baseline:
+        lines += [f"- Default vs baseline: {default['nfe'] / baseline['nfe']:.0%} of the evaluations, "
+                  f"{baseline['cpu_per_slice'] / default['cpu_per_slice']:.1f}× less CPU time per slice, "
+                  f"{default['psnr'] - baseline['psnr']:+.2f} dB PSNR.", ""]
     lines += ["### PSNR against the number of score evaluations", "",
               "Same images and mask. NFE = score-network evaluations per image (PC: predictor + corrector per step).",
               "", markdown_table(["sampler", "steps", "NFE", "PSNR dB", "SSIM"],
                                  [[r["sampler"], r["steps"], r["nfe"], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"]
                                   for r in curve]), ""]
-    baseline = _find(curve, "PC from noise", 1000)
     if baseline:
         better = sorted((r for r in curve if r["nfe"] and r is not baseline and r["psnr"] >= baseline["psnr"]),
                         key=lambda r: r["nfe"])
         b = better[0] if better else None
-        lines.append(f"- Baseline: 1000-step PC from noise, {baseline['psnr']:.2f} dB at NFE {baseline['nfe']}. "
+        lines.append(f"- Baseline: {baseline['sampler']}, {baseline['steps']} steps, {baseline['psnr']:.2f} dB at NFE "
+                     f"{baseline['nfe']}. "
                      + (f"Fewest evaluations reaching it: {b['sampler']}, {b['steps']} steps, NFE {b['nfe']} "
                         f"({baseline['nfe'] / b['nfe']:.1f}× fewer)." if b else "No other setting reached it."))
     direct = curve[0]

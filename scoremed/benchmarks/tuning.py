@@ -1,11 +1,11 @@
 """Tuning on *validation* images: solve hyperparameters (snr, lam / zeta), stored as the prior's
 defaults (``solve_defaults`` in its JSON metadata), and the classical baselines' parameters, stored in
-the tuned table (:mod:`scoremed.tasks.tuned`) with their untuned and tuned validation and test scores."""
+the tuned table (:mod:`scoremed.tasks.tuned`) with their untuned and tuned validation and test scores.
+Both are tuned on a shipped prior's tuning task (:func:`scoremed.priors.shipped_prior`)."""
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import logging
 import time
 from pathlib import Path
@@ -15,17 +15,13 @@ import torch
 from scoremed.apps.metrics import mean_metrics
 from scoremed.benchmarks.report import markdown_table
 from scoremed.errors import InputError
-from scoremed.io.atomic import atomic_write_text
+from scoremed.priors import ShippedPrior, load_prior, shipped_prior, shipped_priors, update_metadata
 from scoremed.solve import sample_posterior
-from scoremed.tasks import Baseline, ct, get_task, inpaint, mri
+from scoremed.tasks import Baseline, get_task
 from scoremed.tasks.tuned import read_table, size_key, write_entry
-from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, read_json
 
 log = logging.getLogger("scoremed")
 
-#: the task each shipped prior is tuned on
-TUNING_TASK = {"mri-brain": ("mri", mri.Options(accel=4)), "ct-phantom": ("ct", ct.Options(views=23)),
-               "natural": ("inpaint", inpaint.Options(mask_kind="random"))}
 #: searched values; t_start < T means start="direct" (the direct reconstruction perturbed to t_start)
 GRIDS = {
     "consistency": {"snr": [0.16, 0.4, 0.7], "lam": [0.8], "t_start": [1.0, 0.3]},
@@ -47,10 +43,10 @@ def tune(prior_name: str, method: str, steps: int, n_images: int = 4, seed: int 
     from scoremed.data import get_dataset
 
     prior = load_prior(prior_name)
-    op_name, options = TUNING_TASK[prior_name]
+    tuning = shipped_prior(prior_name)
     val = get_dataset(prior_name, "val")
     truth = torch.stack([val[i * (len(val) // n_images)] for i in range(n_images)])
-    operator = get_task(op_name).make_operator(tuple(truth.shape[1:]), options)
+    operator = get_task(tuning.task).make_operator(tuple(truth.shape[1:]), tuning.options)
     y = operator(truth)
     grid = GRIDS[method]
     trials = []
@@ -67,19 +63,25 @@ def tune(prior_name: str, method: str, steps: int, n_images: int = 4, seed: int 
     return settings, trials
 
 
-def store_defaults(prior_name: str, method: str, settings: dict, trials: list, directory: Path = SHIPPED_DIR) -> Path:
+def store_defaults(prior_name: str, method: str, settings: dict, trials: list, directory: Path | None = None) -> Path:
     """Write ``settings`` into the prior's JSON as ``solve_defaults[method]`` (with the trial log)."""
-    path = Path(directory) / f"{prior_name}.json"
-    meta = read_json(path)
-    meta.setdefault("solve_defaults", {})[method] = settings
-    meta.setdefault("tuning", {})[method] = {"images": "validation split", "objective": "mean SSIM", "trials": trials}
-    atomic_write_text(path, json.dumps(meta, indent=2))
-    return path
+    def edit(meta: dict) -> None:
+        meta.setdefault("solve_defaults", {})[method] = settings
+        meta.setdefault("tuning", {})[method] = {"images": "validation split", "objective": "mean SSIM",
+                                                 "trials": trials}
+
+    return update_metadata(prior_name, edit, directory)
 
 
-#: the data set and task options each task's classical baselines are tuned on
-CLASSICAL_SETTINGS = {"mri": ("mri-brain", mri.Options(accel=4)), "ct": ("ct-phantom", ct.Options(views=23)),
-                      "inpaint": ("natural", inpaint.Options(mask_kind="random"))}
+def classical_setting(task_name: str) -> ShippedPrior:
+    """The shipped prior tuned on task ``task_name``: the task's classical baselines are tuned on its data
+    set with its task options."""
+    priors = shipped_priors()
+    for prior in priors:
+        if prior.task == task_name:
+            return prior
+    raise InputError(f"task: classical baselines are tuned on the shipped priors' tasks "
+                     f"{sorted({p.task for p in priors})}, got {task_name!r}")
 
 
 def split_images(data: str, split: str, n_images: int, image_size: int | None = None) -> tuple[torch.Tensor, list]:
@@ -122,7 +124,7 @@ def grid_trials(baseline: Baseline, y: torch.Tensor, operator, truth: torch.Tens
 def tune_classical(task_name: str, n_images: int = 3, image_size: int | None = None, n_test: int = 3,
                    device=None, only: list[str] | None = None) -> dict:
     """Tune every baseline of ``task_name`` on ``n_images`` validation images of its setting
-    (:data:`CLASSICAL_SETTINGS`; ``image_size`` None: native) by mean PSNR; score the untuned and
+    (:func:`classical_setting`; ``image_size`` None: native) by mean PSNR; score the untuned and
     tuned parameters on ``n_test`` test images too. Returns the tuned-table entry; its ``strongest``
     is never a baseline with a row of its own (PnP-BM3D). A baseline whose optional package is
     missing is left out with a note (an entry tuned without it keeps no figures for it).
@@ -132,7 +134,8 @@ def tune_classical(task_name: str, n_images: int = 3, image_size: int | None = N
     for name in only or []:
         get_task(task_name).baseline(name)      # an InputError naming the task's baselines
     start = time.perf_counter()
-    data, options = CLASSICAL_SETTINGS[task_name]
+    setting = classical_setting(task_name)
+    data, options = setting.name, setting.options
     task = get_task(task_name)
     truth, indices = split_images(data, "val", n_images, image_size)
     test, test_indices = split_images(data, "test", n_test, image_size)

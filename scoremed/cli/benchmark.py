@@ -78,9 +78,10 @@ def native(args: argparse.Namespace) -> int:
 
 
 def curves_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    from scoremed.benchmarks.curves import CURVE_TASKS, METHODS, NFE_LEVELS
+    from scoremed.benchmarks.curves import METHODS, NFE_LEVELS
+    from scoremed.priors import shipped_prior_names
 
-    p.add_argument("--priors", nargs="+", default=list(CURVE_TASKS), help="shipped priors (default: all)")
+    p.add_argument("--priors", nargs="+", default=shipped_prior_names(), help="shipped priors (default: all)")
     p.add_argument("--images", type=int, default=2, help="validation images per prior (default 2)")
     p.add_argument("--size", type=int, default=128,
                    help="validation images at SIZE x SIZE: the central crop at native pixel size (CT: the slice "
@@ -109,9 +110,10 @@ def curves(args: argparse.Namespace) -> int:
 
 
 def denoise_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    from scoremed.benchmarks.denoise import METHODS, PRIORS, SIGMAS
+    from scoremed.benchmarks.denoise import METHODS, SIGMAS
+    from scoremed.priors import shipped_prior_names
 
-    p.add_argument("--priors", nargs="+", default=list(PRIORS), help="shipped priors (default: all)")
+    p.add_argument("--priors", nargs="+", default=shipped_prior_names(), help="shipped priors (default: all)")
     p.add_argument("--weights", default=None,
                    help="score this run folder or .safetensors instead of the shipped prior (one --priors entry)")
     p.add_argument("--split", choices=["val", "test"], default="test",

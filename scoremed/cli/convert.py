@@ -12,7 +12,8 @@ import argparse
 from pathlib import Path
 
 from scoremed.cli.common import run_cli
-from scoremed.networks.published import convert_checkpoint, published_configs
+from scoremed.networks.published import published_configs
+from scoremed.priors import convert_checkpoint
 
 
 def parser(prog: str | None = None) -> argparse.ArgumentParser:

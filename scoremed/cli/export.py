@@ -6,13 +6,16 @@ import argparse
 import logging
 from pathlib import Path
 
-from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, read_json, save_prior
 from scoremed.cli.common import run_cli
+from scoremed.io.checkpoint import read_json
+from scoremed.priors import SHIPPED_DIR, load_prior, save_prior
 
 log = logging.getLogger("scoremed")
 #: what a re-export keeps from the prior it replaces: the choices measured on validation images
 #: (a calibration records the weights it was fitted to, so a stale one is ignored, not misapplied)
 KEPT = ("default_method", "solve_defaults", "tuning", "curves", "calibration")
+#: kept even by ``--fresh``: the prior's benchmark facts (:class:`scoremed.priors.ShippedPrior`), not measurements
+FACTS = ("tuning_task", "real_images")
 
 
 def parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -39,12 +42,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         training["initialised_from"] = init
     extra = {"training": training}
     existing = Path(args.out_dir) / f"{args.name}.json"
-    if existing.is_file() and not args.fresh:
+    if existing.is_file():
         previous = read_json(existing)
-        kept = {key: previous[key] for key in KEPT if key in previous}
+        kept = {key: previous[key] for key in FACTS + (() if args.fresh else KEPT) if key in previous}
+        log.info("kept %s of %s", ", ".join(kept) or "nothing", existing)
         prior.solve_defaults = kept.pop("solve_defaults", prior.solve_defaults)
         extra.update(kept)
-        log.info("kept %s of %s", ", ".join(k for k in KEPT if k in previous) or "nothing", existing)
     path = save_prior(Path(args.out_dir) / args.name, prior, meta["architecture"], extra_metadata=extra)
     log.info("exported step %d of %s to %s", meta["step"], args.run, path)
     return 0

@@ -11,7 +11,7 @@ from scoremed.cli.common import flags_in_errors, run_cli
 from scoremed.errors import resolve_device
 from scoremed.io.images import load_image
 from scoremed.likelihood import likelihood
-from scoremed.training.checkpoint import load_prior
+from scoremed.priors import load_prior
 
 
 def parser(prog: str | None = None) -> argparse.ArgumentParser:

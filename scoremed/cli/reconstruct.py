@@ -34,19 +34,20 @@ import argparse
 import dataclasses
 import logging
 from pathlib import Path
+from typing import Mapping
 
 from scoremed.apps.options import ReconstructOptions
 from scoremed.apps.reconstruct import reconstruct
-from scoremed.apps.slices import INTENSITY_MODES
+from scoremed.io.slices import INTENSITY_MODES
 from scoremed.cli import speed
 from scoremed.cli.common import flags_in_errors, run_cli
-from scoremed.errors import resolve_device
-from scoremed.solve import METHODS
-from scoremed.tasks import TASKS, get_task
-from scoremed.training.distributed import BACKENDS, init_distributed, shutdown
+from scoremed.errors import InputError, resolve_device
+from scoremed.sampling.methods import METHODS
+from scoremed.tasks import TASKS, Task, get_task
+from scoremed.distributed import BACKENDS, init_distributed, shutdown
 
 log = logging.getLogger("scoremed")
-#: options shared by every task, given once (``--seed``)
+#: options shared by every task, given once (``--seed``: the sampler's and the random masks')
 SHARED = {"seed"}
 
 
@@ -54,23 +55,55 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def add_task_arguments(parser: argparse.ArgumentParser) -> None:
-    """One argument group per task, one flag per field of its options (defaults from the dataclass)."""
-    seen = set(SHARED)
-    for task in TASKS.values():
-        fields = [f for f in dataclasses.fields(task.options) if f.name not in seen]
-        if not fields:
-            continue
-        group = parser.add_argument_group(f"{task.name}: {task.summary}")
-        for f in fields:
-            seen.add(f.name)
-            group.add_argument(_flag(f.name), type=type(f.default), default=f.default,
-                               help=f"{f.metadata.get('help', '')} (default {f.default})")
+def task_fields(tasks: Mapping[str, Task] = TASKS) -> dict[str, list[tuple[Task, dataclasses.Field]]]:
+    """Every task option name (but :data:`SHARED`) with the (task, field) pairs that have it, in task order."""
+    owners: dict[str, list[tuple[Task, dataclasses.Field]]] = {}
+    for task in tasks.values():
+        for f in dataclasses.fields(task.options):
+            if f.name not in SHARED:
+                owners.setdefault(f.name, []).append((task, f))
+    return owners
 
 
-def task_options(task, args: argparse.Namespace):
-    """The task's options dataclass filled from the parsed flags."""
-    return task.options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(task.options)})
+def _help(pairs: list[tuple[Task, dataclasses.Field]]) -> str:
+    """The first task's description with every task's default (``(default: mri 4.0, ct 2.0)`` when they differ)."""
+    text = pairs[0][1].metadata.get("help", "")
+    defaults = {task.name: f.default for task, f in pairs}
+    if len({repr(d) for d in defaults.values()}) > 1:
+        return f"{text} (default: {', '.join(f'{name} {d}' for name, d in defaults.items())})"
+    tasks = f"{', '.join(defaults)}; " if len(pairs) > 1 else ""
+    return f"{text} ({tasks}default {pairs[0][1].default})"
+
+
+def add_task_arguments(parser: argparse.ArgumentParser, tasks: Mapping[str, Task] = TASKS) -> None:
+    """One flag per task option name, in the argument group of the first task that has it. Flags default
+    to None (not given): :func:`task_options` fills in the chosen task's own defaults, so tasks sharing an
+    option name keep theirs; the help lists each task's default."""
+    groups = {}
+    for name, pairs in task_fields(tasks).items():
+        kinds = {type(f.default) for _, f in pairs}
+        if len(kinds) > 1:
+            raise TypeError(f"task option {name!r}: tasks {[t.name for t, _ in pairs]} give it different types "
+                            f"{sorted(k.__name__ for k in kinds)}; one flag needs one type")
+        first = pairs[0][0]
+        if first.name not in groups:
+            groups[first.name] = parser.add_argument_group(f"{first.name}: {first.summary}")
+        groups[first.name].add_argument(_flag(name), type=kinds.pop(), default=None, help=_help(pairs))
+
+
+def task_options(task: Task, args: argparse.Namespace, tasks: Mapping[str, Task] = TASKS):
+    """The task's options dataclass: the flags given, the task's defaults for the others and the
+    :data:`SHARED` values; a flag of another task is an InputError naming it and ``--op``'s task."""
+    owners = task_fields(tasks)
+    given = {name: vars(args)[name] for name in owners if vars(args)[name] is not None}
+    own = {f.name for f in dataclasses.fields(task.options)}
+    foreign = [name for name in given if name not in own]
+    if foreign:
+        name = foreign[0]
+        flags = ", ".join(_flag(n) for n in sorted(own - SHARED)) or "none"
+        raise InputError(f"{_flag(name)}: not an option of --op {task.name} (it belongs to "
+                         f"{' and '.join(t.name for t, _ in owners[name])}); the options of {task.name}: {flags}")
+    return task.options(**given, **{name: vars(args)[name] for name in SHARED & own})
 
 
 def parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -128,14 +161,14 @@ def options_from_args(args: argparse.Namespace) -> ReconstructOptions:
     task = get_task(args.op, "op")
     out = Path(args.out or Path("outputs") / args.op)
     dicom_out = None if args.dicom_out is None else str(args.dicom_out or out / "dicom")
-    solve = dict(method=args.method, steps=args.steps, snr=args.snr, lam=args.lam, **speed.solve_options(args))
+    settings = dict(method=args.method, steps=args.steps, snr=args.snr, lam=args.lam, **speed.solve_options(args))
     return ReconstructOptions(
         op=args.op, operator=task_options(task, args), prior=args.prior, input=args.input, kspace=args.kspace,
         kspace_mask=args.kspace_mask, sinogram=args.sinogram, sinogram_angles=args.sinogram_angles,
         volume_index=args.volume_index, slice_axis=args.slice_axis, intensity=args.intensity,
         ct_window=tuple(args.ct_window), batch_size=args.batch_size, resize=args.resize, samples=args.samples,
         seed=args.seed, progress=not args.no_progress, dicom_out=dicom_out, extra_baselines=args.extra_baselines,
-        solve=solve).check()
+        settings=settings).check()
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -147,7 +180,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         try:
             if not ctx.is_main:
                 logging.getLogger().setLevel(logging.WARNING)
-            options.solve["device"] = ctx.device if ctx.is_distributed else resolve_device(args.device)
+            options.device = ctx.device if ctx.is_distributed else resolve_device(args.device)
             outputs = reconstruct(options, ctx)
             if outputs is None or not ctx.is_main:
                 return 0

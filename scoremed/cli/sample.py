@@ -8,8 +8,8 @@ import logging
 from scoremed.apps.samples import write_samples
 from scoremed.cli.common import flags_in_errors, run_cli
 from scoremed.errors import InputError, resolve_device
+from scoremed.priors import load_prior
 from scoremed.sampling import sample
-from scoremed.training.checkpoint import load_prior
 
 log = logging.getLogger("scoremed")
 

@@ -12,7 +12,7 @@ import argparse
 from typing import Any
 
 from scoremed.networks import COMPILE_MODES, PRECISIONS
-from scoremed.settings import STARTS
+from scoremed.sampling.methods import STARTS
 
 
 def add_speed_arguments(parser: argparse.ArgumentParser, default_precision: str | None = None) -> None:

@@ -19,7 +19,7 @@ from scoremed.cli.speed import add_speed_arguments, speed_options
 from scoremed.configs import find_config
 from scoremed.errors import resolve_device
 from scoremed.training.config import load_config
-from scoremed.training.distributed import BACKENDS, init_distributed, shutdown
+from scoremed.distributed import BACKENDS, init_distributed, shutdown
 from scoremed.training import Trainer, TrainingDiverged
 from scoremed.data import training_dataset
 

@@ -19,23 +19,22 @@ from __future__ import annotations
 
 import argparse
 
-from scoremed.benchmarks.tuning import GRIDS, TUNING_TASK, store_defaults, tune
+from scoremed.benchmarks.tuning import GRIDS, store_defaults, tune
 from scoremed.cli.common import flags_in_errors, run_cli
 from scoremed.errors import InputError
+from scoremed.priors import shipped_prior_names, shipped_priors
 
 REPORT = "docs/benchmarks.md"
 
 
 def parser(prog: str | None = None) -> argparse.ArgumentParser:
-    from scoremed.benchmarks.tuning import CLASSICAL_SETTINGS
-
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--prior", nargs="+", default=sorted(TUNING_TASK), help="shipped prior names")
+    p.add_argument("--prior", nargs="+", default=shipped_prior_names(), help="shipped prior names")
     p.add_argument("--methods", nargs="+", default=None,
                    help=f"default: {' '.join(sorted(GRIDS))}; with --calibrate the method each prior recommends")
     p.add_argument("--steps", type=int, default=100, help="predictor steps used for tuning and stored")
     p.add_argument("--images", type=int, default=4, help="validation images")
-    p.add_argument("--classical", nargs="+", choices=sorted(CLASSICAL_SETTINGS), default=None,
+    p.add_argument("--classical", nargs="+", choices=sorted({p.task for p in shipped_priors()}), default=None,
                    help="tune these tasks' classical baselines instead of solve settings")
     p.add_argument("--size", nargs="+", default=["native"],
                    help="--classical: image sizes to tune at ('native' or a square size such as 64); --calibrate: "
@@ -81,8 +80,8 @@ def tune_classical_tasks(args: argparse.Namespace) -> None:
 def calibrate_priors(args: argparse.Namespace) -> None:
     from scoremed.benchmarks.calibration import calibrate, calibration_markdown, store_calibration
     from scoremed.benchmarks.report import write_report_section
+    from scoremed.priors import load_prior, shipped_metadata
     from scoremed.settings import default_method
-    from scoremed.training.checkpoint import SHIPPED_DIR, load_prior, read_json
 
     for name in args.prior:
         for method in args.methods or [default_method(load_prior(name))]:
@@ -96,7 +95,7 @@ def calibrate_priors(args: argparse.Namespace) -> None:
                   f"{test['coverage_raw']:.3f} -> calibrated {test['coverage_calibrated']:.3f}; corr(std, |error|) "
                   f"test {test['correlation']:.3f} ({record['seconds']:.0f} s) -> {path}")
     if args.report:
-        priors = {p.stem: read_json(p) for p in sorted(SHIPPED_DIR.glob("*.json"))}
+        priors = {name: shipped_metadata(name) for name in shipped_prior_names()}
         write_report_section(args.report, "calibration", calibration_markdown(priors))
 
 

@@ -1,8 +1,9 @@
 """``mri-brain``: axial slices of the MNI152 template with synthetic MRI contrasts (fixed size).
 
-This module is the fixed-size set (``image_size=S``); ``image_size=None`` gives the native
-1 mm set of :mod:`.brain_native` (three orientations, synthetic head, 256 x 256 grid) with
-the same held-out slabs.
+This module renders the fixed-size set (``image_size=S``) and defines the split;
+``image_size=None`` gives the native 1 mm set of :mod:`.brain_native` (three orientations,
+synthetic head, 256 x 256 grid) with the same held-out slabs. Both are served by
+:class:`scoremed.data.builtin.BrainSlices`.
 
 Source: nilearn's MNI152 2009 template at 1 mm (197 x 233 x 189 voxels, skull-stripped
 T1) and its grey-matter (GM) and white-matter (WM) probability maps; CSF is the brain
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scoremed.data._common import ItemDataset, check_split, rescale_unit, require
+from scoremed.data._common import check_split, require
 
 TEST_SLAB = range(88, 96)
 VAL_SLAB = range(56, 64)
@@ -133,35 +134,3 @@ def make_augmentation(image_size: int):
         T.RandFlip(prob=0.5, spatial_axis=1),
         T.RandGaussianNoise(prob=0.5, std=0.02),
     ])
-
-
-class BrainSlices(ItemDataset):
-    """``mri-brain`` items: float32 (1, S, S) in [0, 1], or (1, 256, 256) at 1 mm if ``image_size`` is None."""
-
-    channels = 1
-
-    def __init__(self, split: str = "train", image_size: int | None = 64, length: int | None = None, seed: int = 0):
-        super().__init__(split, image_size, length, seed)
-        self.slices = split_slices(split)
-        if self.image_size is None:
-            from scoremed.data import brain_native
-
-            self.native = brain_native
-            self.augment = brain_native.make_native_augmentation() if split == "train" else None
-            return
-        self.native = None
-        self.maps = tissue_maps(self.image_size)[self.slices]
-        self.augment = make_augmentation(self.image_size) if split == "train" else None
-
-    def sample(self, rng: np.random.Generator, index: int) -> torch.Tensor:
-        if self.native is not None:
-            return self.native.native_item(self.split, index, rng, self.augment)
-        if self.augment is None:
-            n = len(self.slices)
-            k, contrast = index % n, CONTRASTS[(index // n) % len(CONTRASTS)]
-            return rescale_unit(synthesize(self.maps[k], contrast, rng))
-        k = int(rng.integers(len(self.slices)))
-        x = synthesize(self.maps[k], CONTRASTS[rng.integers(len(CONTRASTS))], rng)
-        self.augment.set_random_state(seed=int(rng.integers(2**31)))
-        x = self.augment(x).as_subclass(torch.Tensor)  # drop MONAI's MetaTensor wrapper
-        return rescale_unit(x.abs())  # abs: magnitude images, Rayleigh background

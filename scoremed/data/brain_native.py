@@ -10,7 +10,7 @@ with probability ``HEAD_PROBABILITY`` (skull-stripped otherwise); val/test items
 
 Slices keep 1 mm pixels and are centred on a ``GRID`` x ``GRID`` grid with zero background,
 so the field of view is the same for every item. Display orientation (like
-:class:`scoremed.apps.slices.SliceGeometry` for an RAS volume): axial rows anterior ->
+:class:`scoremed.io.slices.SliceGeometry` for an RAS volume): axial rows anterior ->
 posterior, columns right -> left; coronal rows superior -> inferior, columns right -> left;
 sagittal rows superior -> inferior, columns anterior -> posterior.
 

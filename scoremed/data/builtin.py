@@ -13,7 +13,9 @@ with ``image_size=None`` (native: ``mri-brain`` 256 x 256 at 1 mm, ``ct-phantom`
 at ~0.75 mm, ``natural`` the photographs' own pixels). Train sets have a nominal length of
 100_000 and give a fresh random sample per (seed, index); val/test sets are fixed and
 finite (64 items by default). ``mri-brain`` and ``natural`` need the optional ``data``
-extra (nilearn, scikit-learn): ``pip install 'scoremed[data]'``.
+extra (nilearn, scikit-learn): ``pip install 'scoremed[data]'``. :class:`BrainSlices` and
+:class:`CTPhantoms` serve the fixed-size renderer of their module and the native one of its
+``*_native`` companion.
 
 The default test images ``scoremed/assets/test_images/<name>.npy`` are single test-split
 items at 64 x 64 (item numbers in ``DEFAULT_TEST_ITEMS``); ``<name>-native.npy`` are native
@@ -30,11 +32,66 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from scoremed.data._common import SPLITS, check_split
-from scoremed.data.brain import BrainSlices
+from scoremed.data import brain, phantoms
+from scoremed.data._common import SPLITS, ItemDataset, check_split, rescale_unit
 from scoremed.data.natural import NaturalCrops
-from scoremed.data.phantoms import CTPhantoms
 from scoremed.errors import InputError
+
+
+class BrainSlices(ItemDataset):
+    """``mri-brain`` items: float32 (1, S, S) in [0, 1] (:mod:`.brain`), or (1, 256, 256) at 1 mm if
+    ``image_size`` is None (:mod:`.brain_native`); the split is in :mod:`.brain`."""
+
+    channels = 1
+
+    def __init__(self, split: str = "train", image_size: int | None = 64, length: int | None = None, seed: int = 0):
+        super().__init__(split, image_size, length, seed)
+        self.slices = brain.split_slices(split)
+        if self.image_size is None:
+            from scoremed.data import brain_native
+
+            self.native = brain_native
+            self.augment = brain_native.make_native_augmentation() if split == "train" else None
+            return
+        self.native = None
+        self.maps = brain.tissue_maps(self.image_size)[self.slices]
+        self.augment = brain.make_augmentation(self.image_size) if split == "train" else None
+
+    def sample(self, rng: np.random.Generator, index: int) -> torch.Tensor:
+        if self.native is not None:
+            return self.native.native_item(self.split, index, rng, self.augment)
+        if self.augment is None:
+            n = len(self.slices)
+            k, contrast = index % n, brain.CONTRASTS[(index // n) % len(brain.CONTRASTS)]
+            return rescale_unit(brain.synthesize(self.maps[k], contrast, rng))
+        k = int(rng.integers(len(self.slices)))
+        x = brain.synthesize(self.maps[k], brain.CONTRASTS[rng.integers(len(brain.CONTRASTS))], rng)
+        self.augment.set_random_state(seed=int(rng.integers(2**31)))
+        x = self.augment(x).as_subclass(torch.Tensor)  # drop MONAI's MetaTensor wrapper
+        return rescale_unit(x.abs())  # abs: magnitude images, Rayleigh background
+
+
+class CTPhantoms(ItemDataset):
+    """``ct-phantom`` items: float32 (1, S, S) in [0, 1] (:mod:`.phantoms`), or (1, 512, 512) if ``image_size`` is
+    None (:mod:`.phantoms_native`); the split is in :mod:`.phantoms`."""
+
+    channels = 1
+
+    def __init__(self, split: str = "train", image_size: int | None = 64, length: int | None = None, seed: int = 0):
+        super().__init__(split, image_size, length, seed)
+        if split != "train" and self.length > phantoms.HELD_OUT:
+            raise InputError(f"length: expected at most {phantoms.HELD_OUT} for split {split!r}, got {length}")
+
+    def rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng(phantoms.phantom_number(self.split, index, self.seed))
+
+    def sample(self, rng: np.random.Generator, index: int) -> torch.Tensor:
+        if self.image_size is None:
+            from scoremed.data.phantoms_native import render_native
+
+            return torch.from_numpy(render_native(rng)).float().unsqueeze(0)
+        return torch.from_numpy(phantoms.render_phantom(rng, self.image_size)).float().unsqueeze(0)
+
 
 DATASETS = {"mri-brain": BrainSlices, "ct-phantom": CTPhantoms, "natural": NaturalCrops}
 # mri-brain 28: slice z = 92 (lateral ventricles) in the template's own T1 contrast;

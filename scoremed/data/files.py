@@ -19,7 +19,7 @@ threads) turn it into training slices:
 
 1. ``LoadImage`` with the reader above;
 2. volumes are cut into 2D slices along RAS axis ``slice_axis`` and shown like the built-in
-   data (:class:`scoremed.apps.slices.SliceGeometry`, the same code reconstruction uses);
+   data (:class:`scoremed.io.slices.SliceGeometry`, the same code reconstruction uses);
 3. intensities: ``percentile`` -> ``ScaleIntensityRangePercentiles`` (0.5 ... 99.5 % of the
    whole file to [0, 1], clipped), ``ct`` -> ``ScaleIntensityRange`` of the HU window
    ``ct_window`` to [0, 1] (DICOM rescale slope/intercept applied first);
@@ -45,9 +45,9 @@ from torch.utils.data import Dataset
 
 from scoremed.errors import InputError
 from scoremed.io.dicom import group_series, is_dicom_file, read_series
-from scoremed.apps.slices import INTENSITY_MODES, SliceGeometry, fit_to_size
 from scoremed.io.fastmri import is_hdf5
 from scoremed.io.nifti import is_nifti
+from scoremed.io.slices import INTENSITY_MODES, SliceGeometry, fit_to_size
 
 log = logging.getLogger("scoremed")
 

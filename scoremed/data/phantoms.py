@@ -14,7 +14,8 @@ Painting at 2x resolution and averaging 2x2 blocks gives partial-volume edges.
 Everything lies at least one pixel inside the image's inscribed disc (parallel-beam CT
 with ``circle=True``); outside it the value is exactly 0.
 
-Items are float32 tensors (1, S, S). Phantom number ``k`` is drawn from
+Items are float32 tensors (1, S, S), served with the native ones of :mod:`.phantoms_native` by
+:class:`scoremed.data.builtin.CTPhantoms`. Phantom number ``k`` is drawn from
 ``numpy.random.default_rng(k)``. Split (fixed):
 
 - ``test``:  item ``i`` is phantom ``i``                 (phantoms 0 ... 999_999),
@@ -24,10 +25,9 @@ Items are float32 tensors (1, S, S). Phantom number ``k`` is drawn from
 from __future__ import annotations
 
 import numpy as np
-import torch
 from scipy.ndimage import gaussian_filter
 
-from scoremed.data._common import ItemDataset, check_split
+from scoremed.data._common import check_split
 from scoremed.errors import InputError
 
 HU_WINDOW = (-1000.0, 1000.0)
@@ -37,7 +37,7 @@ HU_RANGES = {
     "liver": (50, 70), "blood": (150, 250), "cancellous": (200, 400), "cortical": (700, 1000),
     "gm": (35, 45), "wm": (22, 32), "csf": (0, 12),  # head slices (native set only)
 }
-_HELD_OUT = 1_000_000  # phantoms per held-out split
+HELD_OUT = 1_000_000  # phantoms per held-out split
 TISSUES = ("air", "other", *HU_RANGES)  # label codes of Canvas.label
 
 
@@ -55,7 +55,7 @@ def phantom_number(split: str, index: int, seed: int = 0) -> int:
     check_split(split)
     if split == "train":
         return 2**32 * (seed + 1) + index
-    return index + (_HELD_OUT if split == "val" else 0)
+    return index + (HELD_OUT if split == "val" else 0)
 
 
 def hu_to_unit(hu: np.ndarray) -> np.ndarray:
@@ -223,24 +223,3 @@ def inscribed_disc(image_size: int) -> np.ndarray:
     """Boolean (S, S): pixel centres within ``S/2 - 1`` pixels of the image centre."""
     c = np.arange(image_size) - (image_size - 1) / 2
     return c[:, None] ** 2 + c[None, :] ** 2 <= (image_size / 2 - 1) ** 2
-
-
-class CTPhantoms(ItemDataset):
-    """``ct-phantom`` items: float32 (1, S, S) in [0, 1]; the split is in the module docstring."""
-
-    channels = 1
-
-    def __init__(self, split: str = "train", image_size: int | None = 64, length: int | None = None, seed: int = 0):
-        super().__init__(split, image_size, length, seed)
-        if split != "train" and self.length > _HELD_OUT:
-            raise InputError(f"length: expected at most {_HELD_OUT} for split {split!r}, got {length}")
-
-    def rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng(phantom_number(self.split, index, self.seed))
-
-    def sample(self, rng: np.random.Generator, index: int) -> torch.Tensor:
-        if self.image_size is None:
-            from scoremed.data.phantoms_native import render_native
-
-            return torch.from_numpy(render_native(rng)).float().unsqueeze(0)
-        return torch.from_numpy(render_phantom(rng, self.image_size)).float().unsqueeze(0)

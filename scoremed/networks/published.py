@@ -19,8 +19,8 @@ import torch
 import yaml
 
 from scoremed.configs import CONFIG_DIR
-from scoremed.training.checkpoint import load_weights_strict, save_prior
 from scoremed.errors import InputError
+from scoremed.io.checkpoint import load_weights_strict
 from scoremed.networks import build_score_network
 from scoremed.prior import ScorePrior
 from scoremed.sde import SDE, sde_from_config
@@ -173,12 +173,3 @@ def import_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike |
                        solve_defaults=_solve_defaults(metadata["sampling"]), metadata=metadata)
     return prior.to(device)
 
-
-def convert_checkpoint(checkpoint: str | os.PathLike, config: str | os.PathLike | dict[str, Any],
-                       out: str | os.PathLike, *, ema: bool = True) -> Path:
-    """Write a reference checkpoint as scoremed's ``out.safetensors`` + ``out.json`` (for ``load_prior``)."""
-    prior = import_checkpoint(checkpoint, config, ema=ema)
-    meta = prior.metadata
-    extra = {"source": meta["source"], "reference_checkpoint": Path(meta["checkpoint"]).name,
-             "step": meta["step"], "ema": ema, "sampling": meta["sampling"]}
-    return save_prior(out, prior, meta["architecture"], extra_metadata=extra)

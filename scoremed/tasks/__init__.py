@@ -14,6 +14,7 @@ import logging
 import torch
 
 from scoremed.errors import InputError
+from scoremed.operators import LinearOperator
 from scoremed.tasks import colorize, ct, inpaint, mri
 from scoremed.tasks.base import Baseline, Task
 
@@ -32,12 +33,14 @@ def get_task(name: str, argument: str = "task") -> Task:
 
 
 def task_for(operator, argument: str = "operator") -> Task:
-    """The task whose operators have ``operator.kind``."""
-    kind = getattr(operator, "kind", "")
+    """The task whose operators have ``operator.kind`` (a scoremed operator)."""
+    if not isinstance(operator, LinearOperator):
+        raise InputError(f"{argument}: expected a scoremed operator of a task (kinds {sorted(DEFAULT_PRIORS)}), "
+                         f"got {type(operator).__name__}")
     for task in TASKS.values():
-        if kind in task.kinds:
+        if operator.kind in task.kinds:
             return task
-    raise InputError(f"{argument}: no task for operator kind {kind!r}; known: {sorted(DEFAULT_PRIORS)}")
+    raise InputError(f"{argument}: no task for operator kind {operator.kind!r}; known: {sorted(DEFAULT_PRIORS)}")
 
 
 def make_operator(task: str, image_shape, options=None):
@@ -47,7 +50,7 @@ def make_operator(task: str, image_shape, options=None):
 
 def image_size(operator) -> tuple[int, int] | None:
     """(H, W) of the operator's images where it fixes them (a (1, W) line mask: a square W x W), else None."""
-    h, w = (tuple(getattr(operator, "image_shape", ())) or (None, None, None))[-2:]
+    h, w = operator.image_shape[-2:]
     if w is None:
         return None
     return (h or w, w)

@@ -79,6 +79,8 @@ class Task:
     tuning has chosen the strongest); ``kinds`` the operator kinds the task produces or
     accepts; ``default_prior`` is the shipped prior used when none is given
     (``prior_by_channels`` overrides it for measurements with that many channels).
+    ``medical``: medical images (written as NIfTI, else PNG); ``measured_data``: the kinds of
+    measured data files it reconstructs from ("kspace", "sinogram").
     """
     name: str
     summary: str
@@ -88,6 +90,8 @@ class Task:
     kinds: tuple[str, ...]
     default_prior: str
     prior_by_channels: Mapping[int, str] = field(default_factory=dict)
+    medical: bool = False
+    measured_data: tuple[str, ...] = ()
 
     def make_options(self, **values: Any):
         """The task's options from keyword values (unknown names are an InputError)."""

@@ -2,7 +2,8 @@
 
 :func:`tv_pdhg` minimises  1/2 ||A x - y||^2 / ||A||^2 + weight * TV(x)  (optionally x >= 0) with
 the primal-dual hybrid gradient method of Chambolle & Pock (2011), using only
-``operator.forward``, ``operator.adjoint`` and ``operator.norm()``; everything stays on y's device
+``operator.forward``, ``operator.adjoint`` and ``operator.norm()`` (and ``pseudo_inverse`` for the
+default start); everything stays on y's device
 (no host synchronisation in the loop). TV is the isotropic total variation sum_pixels |grad x|
 with periodic forward differences, summed over channels independently. Dividing the data term by ||A||^2 makes ``weight`` comparable between
 operators whose norms differ (CT of 23 views at 512^2 has ||A|| ~ 100, MRI has ||A|| = 1).
@@ -49,15 +50,13 @@ def _as_weights(weight, batch: int, device) -> torch.Tensor:
 
 
 def _start(y: torch.Tensor, operator, probe: torch.Tensor, x0: torch.Tensor | None, nonnegative: bool):
-    """The first iterate: ``x0``, else the pseudo-inverse (else zeros), clamped to >= 0 when asked."""
+    """The first iterate: ``x0``, else the pseudo-inverse, clamped to >= 0 when asked."""
     if x0 is not None:
         if tuple(x0.shape) != tuple(probe.shape):
             raise InputError(f"x0: expected images of shape {tuple(probe.shape)}, got {tuple(x0.shape)}")
         x = x0.to(probe)
-    elif callable(getattr(operator, "pseudo_inverse", None)):
-        x = operator.pseudo_inverse(y).to(probe)
     else:
-        x = torch.zeros_like(probe)
+        x = operator.pseudo_inverse(y).to(probe)
     return x.clamp_min(0) if nonnegative else x
 
 
@@ -68,14 +67,14 @@ def tv_pdhg(y: torch.Tensor, operator, weight=1e-3, iterations: int = 200, nonne
 
     Args:
         y: measurement (B, ...) as ``operator.forward`` returns it.
-        operator: a linear operator with ``forward``, ``adjoint`` and ``norm()`` on real images.
+        operator: a scoremed operator (:class:`scoremed.operators.LinearOperator`) on real images.
         weight: TV weight in the normalised objective (module docstring); a number or one per image
             (B,), so several weights run as one batch.
         iterations: primal-dual iterations (one forward and one adjoint each).
         nonnegative: constrain x >= 0 (attenuation, magnitude images).
         x0: starting images (B, C, H, W); default the operator's ``pseudo_inverse`` (FBP, zero-filled
-            inverse FFT, ...) when it has one, else zeros. A good start matters: sparse-view CT at
-            512^2 from zeros needs several times more iterations.
+            inverse FFT, ...; generic operators: the scaled adjoint). A good start matters: sparse-view
+            CT at 512^2 from zeros needs several times more iterations.
         step_ratio: sqrt(tau / sigma), the primal step's length relative to the dual one's (any value
             converges to the same minimiser; it sets the speed, see :data:`STEP_RATIO`).
         callback: ``callback(i, x)`` after iteration i (1-based) with the current images (B, C, H, W).

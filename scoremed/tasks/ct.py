@@ -40,9 +40,11 @@ def make_operator(image_shape: tuple[int, int, int], options: Options):
 def skimage_geometry(operator) -> bool:
     """Whether the operator is parallel-beam CT in ``skimage.transform.radon``'s geometry (n detectors of
     unit spacing centred on bin n // 2, the inscribed circle imaged)."""
-    from scoremed.operators.ct import ParallelBeam
+    from scoremed.operators.ct import CT, ParallelBeam
 
-    projector = getattr(operator, "projector", None)
+    if not isinstance(operator, CT):
+        return False
+    projector = operator.projector
     return (type(projector) is ParallelBeam and operator.circle and projector.n_detectors == operator.image_size
             and projector.detector_spacing == 1.0 and projector.detector_center == projector.n_detectors // 2)
 
@@ -82,4 +84,5 @@ BASELINES = (
 
 
 TASK = Task(name="ct", summary="sparse-view parallel-beam CT (fan beam: measured data)", options=Options,
-            build=make_operator, baselines=BASELINES, kinds=("ct", "ct-fan"), default_prior="ct-phantom")
+            build=make_operator, baselines=BASELINES, kinds=("ct", "ct-fan"), default_prior="ct-phantom",
+            medical=True, measured_data=("sinogram",))

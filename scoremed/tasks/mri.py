@@ -111,7 +111,7 @@ def coil_operator(kspace: torch.Tensor, mask: torch.Tensor, multicoil: bool, arg
 def _sigpy_apps(app_class, y: torch.Tensor, operator, lamda: float, max_iter: int, **kwargs) -> list:
     """One sigpy MRI app per image and channel (single-coil) or coil stack (multi-coil), in batch order."""
     kspace = y.detach().cpu().numpy()
-    multicoil = operator.kind == "mri-multicoil"
+    multicoil = operator.multicoil
     maps = operator.maps.detach().cpu().numpy() if multicoil else np.ones((1, *kspace.shape[-2:]), np.complex64)
     weights = np.broadcast_to(operator.mask.detach().cpu().numpy(), kspace.shape[-2:]).astype(np.float32)
     stacks = [kspace[b] for b in range(len(kspace))] if multicoil else \
@@ -122,7 +122,7 @@ def _sigpy_apps(app_class, y: torch.Tensor, operator, lamda: float, max_iter: in
 
 def _run_sigpy(apps: list, y: torch.Tensor, operator, callback=None) -> torch.Tensor:
     """Step every app in lockstep (``callback(i, images)`` after iteration i); images (B, C, H, W) on y's device."""
-    channels = 1 if operator.kind == "mri-multicoil" else y.shape[1]
+    channels = 1 if operator.multicoil else y.shape[1]
 
     def images() -> torch.Tensor:
         out = np.stack([app.x if operator.complex_images else np.abs(app.x) for app in apps])
@@ -160,7 +160,7 @@ def tv_sigpy(y: torch.Tensor, operator, lamda: float = 1e-3, max_iter: int = 100
 
 def applies_to_real_images(operator) -> bool:
     """TV of real images needs an operator on real images."""
-    return not getattr(operator, "complex_images", False)
+    return not operator.complex_images
 
 
 BASELINES = (
@@ -180,4 +180,4 @@ BASELINES = (
 
 TASK = Task(name="mri", summary="undersampled MRI (single-coil simulation; measured single- or multi-coil k-space)",
             options=Options, build=make_operator, baselines=BASELINES, kinds=("mri", "mri-multicoil"),
-            default_prior="mri-brain")
+            default_prior="mri-brain", medical=True, measured_data=("kspace",))

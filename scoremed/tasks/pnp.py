@@ -10,12 +10,13 @@ decreasing geometrically from ``sigma_start`` to ``sigma_end`` (data units: imag
     z = D(x + u, sigma_k)                                                              prior step (BM3D)
     u = u + x - z
 
-The data step is a few conjugate-gradient iterations on (I + g_k A^H A) x = v + g_k A^H y, v = z - u,
-g_k = sigma_k^2 / (weight ||A||^2), started at v (:class:`scoremed.sampling.conditioning.DDSStep`, using
-only ``forward`` and ``adjoint``); ``weight`` much below sigma_k^2 makes it nearly a projection onto
-the (noiseless) data. x and z start at ``x0`` (``start``: the operator's pseudo-inverse, or the task's
-strongest classical reconstruction), u at 0; the last data step's x is returned (of the ADMM pair, the
-one closer to the measurement).
+The data step is the operator's exact ``prox_l2(v, y, rho_k)``, v = z - u, rho_k = weight ||A||^2 /
+sigma_k^2, where it has one (masks, single-coil MRI: ``has_prox_l2``), else a few conjugate-gradient
+iterations on the same normal equations (I + A^H A / rho_k) x = v + A^H y / rho_k started at v
+(:class:`scoremed.sampling.conditioning.DDSStep`, using only ``forward`` and ``adjoint``); ``weight``
+much below sigma_k^2 makes it nearly a projection onto the (noiseless) data. x and z start at ``x0``
+(``start``: the operator's pseudo-inverse, or the task's strongest classical reconstruction), u at 0;
+the last data step's x is returned (of the ADMM pair, the one closer to the measurement).
 Dividing the data term by ||A||^2 makes ``weight`` comparable between operators, as for
 :func:`scoremed.tasks.classical.tv_pdhg`.
 
@@ -62,15 +63,14 @@ def pnp_admm(y: torch.Tensor, operator, denoiser: Callable[[torch.Tensor, float]
 
     Args:
         y: measurement (B, ...) as ``operator.forward`` returns it.
-        operator: a linear operator with ``forward``, ``adjoint``, ``norm()`` (and ``pseudo_inverse``
-            for the default start) on real images.
+        operator: a scoremed operator (:class:`scoremed.operators.LinearOperator`) on real images.
         denoiser: ``denoiser(x (B, C, H, W), sigma) -> (B, C, H, W)`` for Gaussian noise of standard
             deviation sigma (data units).
         sigma_start, sigma_end, iterations: the noise-level schedule (:func:`sigma_schedule`); one
             denoiser call and one data step per iteration.
         weight: the prior's weight in the normalised objective; > 0.
-        cg_iterations: CG iterations of each data step.
-        x0: starting images (B, C, H, W); default the operator's pseudo-inverse (else zeros).
+        cg_iterations: CG iterations of each data step (operators without ``prox_l2``).
+        x0: starting images (B, C, H, W); default the operator's pseudo-inverse.
         callback: ``callback(k, x)`` after iteration k (1-based) with the current images.
     """
     from scoremed.sampling.conditioning import DDSStep, as_image
@@ -85,15 +85,15 @@ def pnp_admm(y: torch.Tensor, operator, denoiser: Callable[[torch.Tensor, float]
     scale = float(operator.norm(tuple(probe.shape[1:]), device=y.device)) ** 2
     check_number(scale, "operator norm", 1e-24, None)
     if x0 is None:
-        x0 = as_image(operator.pseudo_inverse(y), probe) if callable(getattr(operator, "pseudo_inverse", None)) \
-            else torch.zeros_like(probe)
+        x0 = as_image(operator.pseudo_inverse(y), probe)
     elif tuple(x0.shape) != tuple(probe.shape):
         raise InputError(f"x0: expected images of shape {tuple(probe.shape)}, got {tuple(x0.shape)}")
     z = x0.to(probe)
     u = torch.zeros_like(z)
-    data_step = DDSStep(operator, y, cg_iterations)
+    cg = DDSStep(operator, y, cg_iterations)
     for k, sigma in enumerate(sigmas, start=1):
-        x = data_step.consistent(z - u, sigma * sigma / (weight * scale))
+        rho = weight * scale / (sigma * sigma)
+        x = operator.prox_l2(z - u, y, rho) if operator.has_prox_l2 else cg.consistent(z - u, 1 / rho)
         z = denoiser(x + u, sigma)
         u = u + x - z
         if callback is not None:
@@ -124,7 +124,7 @@ def pnp_bm3d(y: torch.Tensor, operator, start: str = "direct", sigma_start: floa
 
 def real_images(operator) -> bool:
     """PnP-BM3D denoises real images: not for an operator on complex ones."""
-    return not getattr(operator, "complex_images", False)
+    return not operator.complex_images
 
 
 def baseline(grid: dict[str, list[Any]], **untuned: Any) -> Baseline:

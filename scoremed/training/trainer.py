@@ -1,6 +1,6 @@
 """Trainer: denoising score matching with Adam, warm-up, gradient clipping, EMA and checkpoints.
 
-Under ``torchrun`` (a :class:`scoremed.training.distributed.DistContext` with several processes) the
+Under ``torchrun`` (a :class:`scoremed.distributed.DistContext` with several processes) the
 model is wrapped in torch DistributedDataParallel: ``training.batch_size`` stays the
 *global* batch, each rank takes its contiguous share of every deterministic global batch
 and of that batch's noise, so the loss trajectory is the one of a single process with the
@@ -22,16 +22,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from scoremed.distributed import DistContext
 from scoremed.errors import InputError, resolve_device
+from scoremed.io.checkpoint import (latest_checkpoint, load_weights_strict, prior_metadata, read_json, read_safetensors,
+                                    read_training_state, save_training_checkpoint)
 from scoremed.networks import build_score_network
 from scoremed.networks.speed import fast_score, resolve_compile, resolve_precision
 from scoremed.prior import ScorePrior
+from scoremed.priors import read_prior_weights
 from scoremed.sde import SDE, sde_from_config
-from scoremed.training.checkpoint import (latest_checkpoint, load_weights_strict, prior_metadata, read_json,
-                                          read_prior_weights, read_safetensors, read_training_state,
-                                          save_training_checkpoint)
 from scoremed.training.config import Config
-from scoremed.training.distributed import DistContext
 from scoremed.training.ema import EMA
 from scoremed.training.losses import NoiseSampling, draw_dsm_noise, dsm_loss, dsm_loss_given_noise
 
@@ -102,7 +102,7 @@ class Trainer:
         init: start from the weights of a trained prior of the same architecture (a shipped name,
             ``.safetensors`` file or run folder) instead of a random network: fine-tuning, or more
             steps for a shipped prior. The optimiser and the step count start afresh.
-        dist: the process's place in a torchrun job (:func:`scoremed.training.distributed.init_distributed`);
+        dist: the process's place in a torchrun job (:func:`scoremed.distributed.init_distributed`);
             None: a single process.
     """
 

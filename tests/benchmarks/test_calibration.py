@@ -11,8 +11,9 @@ from scipy.stats import t as student_t
 
 import scoremed
 from scoremed.analytic import gaussian_posterior
-from scoremed.benchmarks.calibration import (LEVEL, Z, calibrated_std, calibration_record, coverage,
-                                             error_std_correlation, fit_scale, per_image_coverage, sample_factor)
+from scoremed.benchmarks.calibration import (calibration_record, coverage, error_std_correlation, fit_scale,
+                                             per_image_coverage)
+from scoremed.calibration import LEVEL, Z, calibrated_std, sample_factor
 from scoremed.operators import Inpainting, random_pixel_mask
 
 H, N_SAMPLES, N_IMAGES, NOISE_VAR = 8, 4, 600, 1e-4
@@ -147,7 +148,8 @@ def test_a_comparison_writes_the_calibrated_std_and_says_so():
 def test_a_scale_fitted_for_other_weights_is_ignored_and_not_stored(tmp_path):
     import json
 
-    from scoremed.benchmarks.calibration import store_calibration, stored_scale
+    from scoremed.benchmarks.calibration import store_calibration
+    from scoremed.calibration import stored_scale
     from scoremed.errors import InputError
 
     prior = scoremed.gaussian_prior(scoremed.VPSDE(), torch.zeros(4), torch.eye(4), (1, 2, 2))
@@ -164,7 +166,7 @@ def test_a_scale_fitted_for_other_weights_is_ignored_and_not_stored(tmp_path):
 
 def test_a_scale_applies_only_to_the_start_it_was_fitted_from():
     from scoremed.apps.compare import run_comparison
-    from scoremed.benchmarks.calibration import stored_scale
+    from scoremed.calibration import stored_scale
     from scoremed.tasks import inpaint, make_operator
 
     prior = scoremed.gaussian_prior(scoremed.VESDE(sigma_max=5.0), torch.full((16,), 0.5), 0.05 * torch.eye(16),

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from scoremed.benchmarks.curves import (CURVE_TASKS, centre_crop, cg_step_cost, choose_default, curve_points,
+from scoremed.benchmarks.curves import (centre_crop, cg_step_cost, choose_default, curve_points, curve_task,
                                         curves_markdown, parse_method, plot_curves, store_choice)
 from scoremed.errors import InputError
 
@@ -46,7 +46,7 @@ def test_centre_crop_takes_the_middle_window():
 def test_curve_on_the_smoke_prior_cost_figure_and_stored_choice(tmp_path, smoke_run, smoke_prior):
     from scoremed.cli import main
 
-    task = CURVE_TASKS["mri-brain"]
+    task = curve_task("mri-brain")
     truth = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))   # order-independent
     points = curve_points(task, smoke_prior, truth, {"dds": [4, 8], "diffpir": [4], "diffpir@classical-0.4": [4]})
     assert [(p["method"], p["nfe"]) for p in points] == [("dds", 4), ("dds", 8), ("diffpir", 4),

@@ -54,7 +54,7 @@ def test_library_argument_names_become_flags_and_exit_2(capsys):
     assert capsys.readouterr().err == "error: operator (x.h5): bad\n"
 
 
-def test_export_keeps_the_measured_choices_of_the_prior_it_replaces(tmp_path, smoke_run):
+def test_export_keeps_the_measured_choices_and_the_facts_of_the_prior_it_replaces(tmp_path, smoke_run):
     import json
 
     import scoremed
@@ -63,11 +63,14 @@ def test_export_keeps_the_measured_choices_of_the_prior_it_replaces(tmp_path, sm
     assert main(["export", str(smoke_run), "--name", "p", "--out-dir", str(out)]) == 0
     meta = json.loads((out / "p.json").read_text())
     assert "default_method" not in meta and meta["training"]["command"].endswith(f"--steps {meta['training']['step']}")
-    meta.update(default_method="dds", solve_defaults={"dds": {"steps": 30}}, calibration={"dds": {"std_scale": 2.0}})
+    tuning_task = {"task": "mri", "options": {"accel": 4}, "label": "mri-4x"}
+    meta.update(default_method="dds", solve_defaults={"dds": {"steps": 30}}, calibration={"dds": {"std_scale": 2.0}},
+                tuning_task=tuning_task)
     (out / "p.json").write_text(json.dumps(meta))
     assert main(["export", str(smoke_run), "--name", "p", "--out-dir", str(out)]) == 0
     again = json.loads((out / "p.json").read_text())
     assert again["default_method"] == "dds" and again["calibration"] == {"dds": {"std_scale": 2.0}}
     assert scoremed.load_prior(out / "p.safetensors").solve_defaults == {"dds": {"steps": 30}}
     assert main(["export", str(smoke_run), "--name", "p", "--out-dir", str(out), "--fresh"]) == 0
-    assert "default_method" not in json.loads((out / "p.json").read_text())
+    fresh = json.loads((out / "p.json").read_text())
+    assert "default_method" not in fresh and fresh["tuning_task"] == tuning_task

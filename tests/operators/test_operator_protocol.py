@@ -35,7 +35,7 @@ def test_protocol_attributes(name):
     op, _ = make(name)
     assert isinstance(op, LinearOperator) and isinstance(op, torch.nn.Module)
     assert op.kind in KINDS and (op.kind != "") == (name in NAMED)
-    assert isinstance(op, DecomposableOperator) == (name in DECOMPOSABLE)
+    assert isinstance(op, DecomposableOperator) == (name in DECOMPOSABLE) == op.decomposable
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])

@@ -124,7 +124,7 @@ def test_dds_settings_come_from_the_prior_and_are_checked():
     h, mean, cov = gaussian(16)
     stored = scoremed.ScorePrior(scoremed.VESDE(), scoremed.gaussian_prior(scoremed.VESDE(), mean, cov, (1, h, h)).score,
                                  (1, h, h), solve_defaults={"dds": {"steps": 7, "cg_iterations": 2, "gamma": 0.5}})
-    settings = settings_for(stored, "dds")
+    settings = settings_for("dds", stored)
     assert (settings.steps, settings.cg_iterations, settings.gamma, settings.eta, settings.predictor) == \
         (7, 2, 0.5, 0.85, "ddim")
     operator = left_half(h)

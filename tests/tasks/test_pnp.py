@@ -65,6 +65,23 @@ def test_admm_follows_the_schedule_and_keeps_the_measured_pixels():
         pnp_admm(y, operator, denoiser, x0=torch.zeros(1, 1, 8, 8))
 
 
+@pytest.mark.parametrize("operator", [
+    Inpainting(random_pixel_mask((16, 16), missing_fraction=0.6, seed=1)),
+    MRI(torch.rand(16, 16, generator=torch.Generator().manual_seed(0)).lt(0.4).float()),   # not conjugate-symmetric
+], ids=["inpaint", "mri"])
+def test_the_closed_form_data_step_is_the_converged_cg_one(operator):
+    """Operators with prox_l2 take it as the data step; the same operator without it (1 * A) gets CG on the same
+    normal equations, which converges in as many iterations as A^H A has distinct eigenvalues (at most 3)."""
+    truth = smooth_image(16, 16)
+    y = operator(truth)
+    x0 = operator.pseudo_inverse(y)
+    closed = pnp_admm(y, operator, box_blur, sigma_start=0.2, sigma_end=0.02, iterations=4, weight=1e-3, x0=x0)
+    assert operator.has_prox_l2 and not (1 * operator).has_prox_l2
+    cg = pnp_admm(y, 1 * operator, box_blur, sigma_start=0.2, sigma_end=0.02, iterations=4, weight=1e-3,
+                  cg_iterations=6, x0=x0)
+    torch.testing.assert_close(closed, cg, atol=1e-5, rtol=0)
+
+
 @needs_bm3d
 def test_pnp_bm3d_beats_the_zero_filled_mri_reconstruction():
     truth = smooth_image()

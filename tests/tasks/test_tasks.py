@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from scoremed.errors import InputError
-from scoremed.operators import cartesian_mask
+from scoremed.operators import MultiCoilMRI, as_operator, cartesian_mask
 from scoremed.operators.testing import check_operator
 from scoremed.tasks import (DEFAULT_PRIORS, TASKS, classical_name, classical_reconstruction, ct, default_prior_name,
                             get_task, inpaint, make_operator, mri, task_for)
@@ -52,6 +52,18 @@ def test_bad_options_are_input_errors_naming_the_option(build, match):
         build()
 
 
+def test_tasks_state_what_they_write_and_which_measured_data_they_read():
+    assert {name: (task.medical, task.measured_data) for name, task in TASKS.items()} == {
+        "mri": (True, ("kspace",)), "ct": (True, ("sinogram",)), "inpaint": (False, ()), "colorize": (False, ())}
+
+
+def test_task_for_needs_a_scoremed_operator_of_a_task():
+    with pytest.raises(InputError, match="^operator: expected a scoremed operator of a task"):
+        task_for(lambda x: 2 * x)
+    with pytest.raises(InputError, match="^operator: no task for operator kind ''"):
+        task_for(as_operator(lambda x: 2 * x, (1, 4, 4)))
+
+
 def test_one_default_prior_table_with_inpainting_by_channels():
     assert DEFAULT_PRIORS == {"mri": "mri-brain", "mri-multicoil": "mri-brain", "ct": "ct-phantom",
                               "ct-fan": "ct-phantom", "inpaint": "natural", "colorize": "natural"}
@@ -78,6 +90,14 @@ def test_l1_wavelet_with_full_sampling_returns_the_image():
     operator = mri.measured_operator(torch.ones(16, 16))
     out = mri.l1_wavelet(operator(x), operator, lamda=1e-6, max_iter=20)
     assert float((out - x).abs().max()) < 1e-3
+
+
+def test_l1_wavelet_reconstructs_one_image_from_the_coils_of_multicoil_data():
+    maps = torch.randn(3, 16, 16, dtype=torch.complex64, generator=torch.Generator().manual_seed(0))
+    operator = MultiCoilMRI(torch.ones(16, 16), maps / maps.abs().square().sum(0).sqrt())    # sum |S_c|^2 = 1
+    x = torch.rand(2, 1, 16, 16)
+    out = mri.l1_wavelet(operator(x), operator, lamda=1e-6, max_iter=20)
+    assert operator.multicoil and out.shape == x.shape and float((out - x).abs().max()) < 1e-3
 
 
 def test_sart_and_tv_with_every_view_recover_a_smooth_phantom():

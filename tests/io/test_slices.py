@@ -9,9 +9,9 @@ pydicom = pytest.importorskip("pydicom")
 nib = pytest.importorskip("nibabel")
 
 from medical_files import CT_SERIES, NIB_DATA  # noqa: E402
-from scoremed.apps.slices import IntensityWindow, SliceGeometry, fit_to_size, restore_size  # noqa: E402
 from scoremed.errors import InputError  # noqa: E402
 from scoremed.io.dicom import read_series  # noqa: E402
+from scoremed.io.slices import IntensityWindow, SliceGeometry, fit_to_size, restore_size  # noqa: E402
 from scoremed.io.volumes import load_volume  # noqa: E402
 
 

@@ -1,15 +1,15 @@
-"""Pickle-free checkpoints: safetensors weights + JSON metadata, written atomically.
+"""The prior and checkpoint file format: safetensors weights + JSON metadata, written atomically.
 
 Two layouts:
 - a *prior file pair* ``NAME.safetensors`` + ``NAME.json`` (EMA weights only): what is
-  shipped and what :func:`save_prior` writes;
+  shipped and what :func:`write_prior_files` writes (:func:`scoremed.priors.save_prior` for a prior);
 - a *training run* directory ``run/checkpoints/step_XXXXXXXX/`` holding ``weights.safetensors``
   (keys ``model.*`` and ``ema.*``), ``metadata.json`` and ``training_state.pt`` (optimiser
   and RNG state, read back with ``torch.load(weights_only=True)`` only), plus ``run/latest``
   naming the newest complete checkpoint.
 
 Every metadata file written records ``weights_sha256``, the SHA-256 of its weights file;
-:func:`load_prior` refuses weights that do not match it (bit rot, a torn copy, a weights
+:func:`read_safetensors` refuses weights that do not match it (bit rot, a torn copy, a weights
 file paired with another checkpoint's metadata). The JSON itself stays hand-editable.
 """
 from __future__ import annotations
@@ -26,20 +26,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from scoremed.errors import InputError, check_device
+from scoremed.errors import InputError
 from scoremed.io.atomic import atomic_write, atomic_write_text
-from scoremed.networks import PatchScore, build_score_network
 from scoremed.prior import ScorePrior
-from scoremed.sde import sde_from_config
 
 FORMAT_VERSION = 1
 #: bound on a checkpoint's default number of SDE steps (published models use 1000-2000)
 MAX_SDE_STEPS = 100_000
-SHIPPED_DIR = Path(__file__).parents[1] / "assets" / "priors"
-
-
-def shipped_prior_names() -> list[str]:
-    return sorted(p.stem for p in SHIPPED_DIR.glob("*.safetensors"))
 
 
 # --- writing ------------------------------------------------------------------------
@@ -55,24 +48,20 @@ def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
 
 
-def save_prior(path: str | os.PathLike, prior: ScorePrior, architecture: dict[str, Any],
-               extra_metadata: dict[str, Any] | None = None) -> Path:
-    """Write ``path.safetensors`` and ``path.json`` for a network prior; returns the weights path."""
-    if prior.network is None:
-        raise InputError("prior: only a prior whose score is a torch module can be saved")
+def write_prior_files(path: str | os.PathLike, weights: dict[str, torch.Tensor], metadata: dict[str, Any]) -> Path:
+    """Write ``path.safetensors`` (``weights``) and ``path.json`` (``metadata`` with the weights'
+    ``weights_sha256``), each atomically; returns the weights path."""
     base = Path(path)
     base = base.with_suffix("") if base.suffix in (".safetensors", ".json") else base
-    network = prior.network.net if isinstance(prior.network, PatchScore) else prior.network
-    weights = _contiguous(network.state_dict())
-    meta = prior_metadata(prior, architecture, name=prior.name, **(extra_metadata or {}))
+    tensors = _contiguous(weights)
     digest: list[str] = []
 
     def write_weights(p: Path) -> None:
-        save_file(weights, str(p))
+        save_file(tensors, str(p))
         digest.append(file_sha256(p))
 
     atomic_write(base.with_suffix(".safetensors"), write_weights)
-    meta["weights_sha256"] = digest[0]
+    meta = {**metadata, "weights_sha256": digest[0]}
     atomic_write_text(base.with_suffix(".json"), json.dumps(meta, indent=2, default=str))
     return base.with_suffix(".safetensors")
 
@@ -286,78 +275,3 @@ def load_weights_strict(module: torch.nn.Module, state: dict[str, torch.Tensor],
         what = "does not match the architecture" if missing or unexpected or shapes or dtypes else "holds bad values"
         raise InputError(f"checkpoint: {where} {what} — " + "; ".join(parts))
     module.load_state_dict(state)
-
-
-def prior_from_parts(meta: dict[str, Any], weights: dict[str, torch.Tensor], where: Path, name: str,
-                     device=None) -> ScorePrior:
-    check_metadata(meta, where)
-    sde_cfg = dict(meta["sde"])
-    kind = sde_cfg.pop("kind")
-    try:
-        sde = sde_from_config(kind, **sde_cfg)
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        raise InputError(f"checkpoint: {where} metadata 'sde' {meta['sde']} is invalid: {exc}") from None
-    try:
-        net = build_score_network(meta["architecture"], sde)
-    except Exception as exc:  # noqa: BLE001 - backbone constructors raise anything on nonsense (ZeroDivisionError, ...)
-        raise InputError(f"checkpoint: {where} metadata 'architecture' cannot be built: "
-                         f"{type(exc).__name__}: {exc}") from None
-    load_weights_strict(net, weights, str(where))
-    net.eval().requires_grad_(False)
-    arch = meta["architecture"]
-    score = PatchScore(net, arch["patch_size"], mode=arch.get("patch_mode", "tiles")) if arch.get("patch_size") else net
-    prior = ScorePrior(sde, score, tuple(meta["image_shape"]), centered=meta.get("centered", False),
-                       name=str(name), solve_defaults=meta.get("solve_defaults") or {}, metadata=meta)
-    return prior.to(device)
-
-
-def _resolve(name_or_path: str | os.PathLike) -> tuple[Path, Path, str]:
-    """(weights file, metadata file, tensor-key prefix) for a shipped name, file or run dir."""
-    text = str(name_or_path)
-    if text in shipped_prior_names():
-        return SHIPPED_DIR / f"{text}.safetensors", SHIPPED_DIR / f"{text}.json", ""
-    path = Path(text)
-    if path.is_dir():
-        ckpt = latest_checkpoint(path) or (path if (path / "metadata.json").is_file() else None)
-        if ckpt is None:
-            raise InputError(f"prior: {path} is a folder without a scoremed checkpoint (no latest / checkpoints/step_*)")
-        return ckpt / "weights.safetensors", ckpt / "metadata.json", "ema."
-    if path.suffix in (".safetensors", ".json") and path.with_suffix(".safetensors").is_file():
-        return path.with_suffix(".safetensors"), path.with_suffix(".json"), ""
-    if path.suffix in (".pt", ".pth", ".ckpt", ".pkl"):
-        raise InputError(f"prior: {path} is a pickle-based checkpoint; scoremed never unpickles weights. "
-                         "Convert a published score_sde_pytorch checkpoint with scripts/convert_checkpoint.py")
-    raise InputError(f"prior: expected a shipped prior name {shipped_prior_names()}, a .safetensors "
-                     f"checkpoint or a training run folder, got {text!r}")
-
-
-def load_prior(name_or_path: str | os.PathLike, device: torch.device | str | None = None) -> ScorePrior:
-    """Load a trained prior: a shipped name, a ``.safetensors`` file (with its ``.json``) or a run folder.
-
-    From a training run the EMA weights of the latest checkpoint are used.
-    """
-    device = check_device(device)
-    meta, weights, weights_path = read_prior_weights(name_or_path)
-    return prior_from_parts(meta, weights, weights_path, meta.get("name", str(name_or_path)), device)
-
-
-def read_prior_weights(name_or_path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor], Path]:
-    """(metadata, network weights, weights file) of a shipped name, ``.safetensors`` file or run folder.
-
-    From a training run: the EMA weights of the latest checkpoint. Checksums are verified.
-    """
-    if not isinstance(name_or_path, (str, os.PathLike)):
-        raise InputError(f"prior: expected a shipped prior name or a checkpoint path, got {type(name_or_path).__name__}")
-    if "\0" in str(name_or_path):
-        raise InputError(f"prior: the path {str(name_or_path)!r} contains a NUL byte")
-    weights_path, meta_path, prefix = _resolve(name_or_path)
-    if not meta_path.is_file():
-        raise InputError(f"prior: metadata file {meta_path} is missing next to {weights_path}")
-    meta = read_json(meta_path)
-    checksum = meta.get("weights_sha256")
-    if checksum is not None and not (isinstance(checksum, str) and len(checksum) == 64):
-        raise InputError(f"checkpoint: {meta_path} has an invalid weights_sha256 {checksum!r}")
-    weights = read_safetensors(weights_path, checksum)
-    if prefix:
-        weights = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-    return meta, weights, weights_path

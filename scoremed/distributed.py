@@ -1,5 +1,8 @@
 """Multi-process runs under ``torchrun``: process-group set-up, work sharding, ordered gathering.
 
+Shared by training (:class:`scoremed.training.Trainer`) and reconstruction
+(:mod:`scoremed.apps.stack`).
+
 ``torchrun --nproc_per_node=P scripts/train_prior.py ...`` (or ``--nnodes``/``--rdzv-*`` for
 several machines) starts P processes with the environment variables ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK`` and ``MASTER_ADDR``/``MASTER_PORT``; :func:`init_distributed`
@@ -7,7 +10,7 @@ reads them and joins the process group (gloo on the CPU, NCCL on CUDA). Without 
 returns a single-process :class:`DistContext` and nothing else changes.
 
 Work that has to give the same answer for any number of processes (reconstructing a
-study slice by slice) is cut into *fixed* work units first — chunks of ``chunk_size``
+study slice by slice, :mod:`scoremed.apps.stack`) is cut into *fixed* work units first — chunks of ``chunk_size``
 slices, each with its own seed — and only then are whole units dealt out to ranks
 (:func:`shard_range`); :func:`map_sharded` returns the results in the original order on
 every rank. Only rank 0 should write files (:attr:`DistContext.is_main`).
@@ -160,32 +163,3 @@ def map_sharded(fn: Callable[[int, Any], Any], items: Sequence[Any], ctx: DistCo
     mine = [fn(i, items[i]) for i in shard_range(len(items), ctx.rank, ctx.world_size)]
     return [result for part in ctx.all_gather_objects(mine) for result in part]
 
-
-def sample_posterior_sharded(y: torch.Tensor, operator, n: int = 1, *, chunk_size: int = 1, seed: int = 0,
-                             ctx: DistContext | None = None, **options: Any) -> torch.Tensor:
-    """:func:`scoremed.sample_posterior` of a stack of measurements ``y`` (S, ...), shared over ranks.
-
-    The S measurements (slices of a study, or volumes) are cut into chunks of ``chunk_size``;
-    chunk k is solved with seed ``seed + k``, whichever rank runs it, so the result —
-    (n, S, *image_shape) on every rank, in the original order — does not depend on the
-    number of processes. Without a process group this is the same loop in one process.
-    """
-    from scoremed.solve import sample_posterior
-
-    if isinstance(chunk_size, bool) or int(chunk_size) < 1:
-        raise InputError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
-    chunk_size = int(chunk_size)
-    ctx = ctx or current_context(options.get("device"))
-    chunks = [slice(start, start + chunk_size) for start in range(0, y.shape[0], chunk_size)]
-
-    def run(k: int, part: slice) -> torch.Tensor:
-        return sample_posterior(y[part], operator, n, seed=int(seed) + k, **options).cpu()
-
-    return torch.cat(map_sharded(run, chunks, ctx), dim=1)
-
-
-def solve_sharded(y: torch.Tensor, operator, *, n_samples: int = 1, chunk_size: int = 1, seed: int = 0,
-                  ctx: DistContext | None = None, **options: Any) -> torch.Tensor:
-    """:func:`scoremed.solve` of a stack of measurements shared over ranks; (S, *image_shape) on every rank."""
-    return sample_posterior_sharded(y, operator, n_samples, chunk_size=chunk_size, seed=seed, ctx=ctx,
-                                    **options).mean(0)
