@@ -62,6 +62,7 @@ def tiny_config_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_and_resume_with_another_count(tmp_path, tiny_config_file):
     config = load_config(tiny_config_file)
     two = tmp_path / "two"
@@ -97,6 +98,7 @@ def test_two_processes_match_one_and_resume_with_another_count(tmp_path, tiny_co
     assert_same_weights(weights(two / "checkpoints" / "step_00000015"), weights(one / "checkpoints" / "step_00000015"))
 
 
+@pytest.mark.slow
 def test_resume_a_single_process_checkpoint_with_two_processes(tmp_path, tiny_config_file):
     config = load_config(tiny_config_file)
     one = tmp_path / "one"
@@ -140,6 +142,7 @@ def study():
     return operator(x), operator
 
 
+@pytest.mark.slow
 def test_sharded_reconstruction_equals_the_single_process_one(tmp_path, smoke_run):
     script = tmp_path / "reconstruct_sharded.py"
     script.write_text(RECONSTRUCT)

@@ -197,6 +197,7 @@ def test_no_host_synchronisation_inside_the_sampling_loop(monkeypatch, smoke_pri
     assert counts["dpm2m", 5] == counts["dpm2m", 20], counts
 
 
+@pytest.mark.slow
 def test_training_speed_flags_on_the_cpu(tmp_path):
     script = str(REPO_ROOT / "scripts" / "train_prior.py")
     bad = subprocess.run([sys.executable, script, "--config", "smoke", "--out", str(tmp_path), "--steps", "2",

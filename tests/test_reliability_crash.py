@@ -73,6 +73,7 @@ def kill_at_random_moment(cmd: list[str], run: Path, rng: random.Random, log: li
             proc.wait(30)
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_reaches_the_uninterrupted_weights(tmp_path):
     straight_dir, killed_dir = tmp_path / "straight", tmp_path / "killed"
     straight = subprocess.Popen(train_cmd(straight_dir), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

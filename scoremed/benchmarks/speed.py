@@ -41,7 +41,7 @@ from scoremed.prior import ScorePrior
 from scoremed.sampling import CountingScore
 from scoremed.sampling.methods import SolveSettings
 from scoremed.settings import settings_for
-from scoremed.solve import resolve_start, sample_posterior
+from scoremed.solve import at_operator_size, resolve_start, sample_posterior
 from scoremed.tasks import mri
 from scoremed.priors import load_prior
 from scoremed.training.config import load_config
@@ -248,10 +248,11 @@ def run(quick: bool = True, n_images: int | None = None, train_steps: int | None
     prior = load_prior("mri-brain", device="cpu")
     truth = test_images("mri-brain", n_images or (2 if quick else 8))
     operator = mri_operator(tuple(truth.shape[1:]))
+    prior = at_operator_size(prior, operator, operator(truth))   # a resolution-free prior bound to the images' size
     raw: dict[str, Any] = {"overhead": [], "training": [], "curve": [], **(previous or {}),
                            "quick": quick, "prior_step": prior.metadata.get("training", {}).get("step"),
                            "parameters": sum(p.numel() for p in prior.network.parameters()),
-                           "targets": TARGETS, "cuda": torch.cuda.is_available()}
+                           "targets": TARGETS, "image_size": list(truth.shape[-2:]), "cuda": torch.cuda.is_available()}
     if note:
         raw["note"] = note
     overhead_steps = 50 if quick else 200

@@ -69,9 +69,10 @@ def _quality(raw: dict) -> list[str]:
     if not curve:
         return []
     n_images = raw["machine"]["n_images"]
+    size = "×".join(map(str, raw.get("image_size", ["?"])))
     lines = ["### Reconstruction: seconds per slice and PSNR", "",
-             f"{n_images} test images of `mri-brain` (test split), one 4× random Cartesian mask (8 % centre), all "
-             "images in one batch; seconds per slice = batch time / images.", ""]
+             f"{n_images} test images of `mri-brain` (test split) at {size}, one 4× random Cartesian mask "
+             "(8 % centre), all images in one batch; seconds per slice = batch time / images.", ""]
     default, baseline = _role(curve, "default"), _role(curve, "baseline")
     rows = [[f"{label}: {r['sampler']}, {r['steps']} steps", r["nfe"], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}",
              f"{r['wall_per_slice']:.2f}", f"{r['cpu_per_slice']:.2f}"]

@@ -26,7 +26,7 @@ log = logging.getLogger("scoremed")
 GRIDS = {
     "consistency": {"snr": [0.16, 0.4, 0.7], "lam": [0.8], "t_start": [1.0, 0.3]},
     "projection": {"snr": [0.16, 0.4, 0.7], "t_start": [1.0, 0.3]},
-    "dps": {"zeta": [0.25, 0.5, 1.0, 2.0, 4.0]},   # per ||A|| (scoremed.sampling.DPSScore)
+    "dps": {"zeta": [0.25, 0.5, 1.0, 2.0, 4.0]},   # scaled per step (scoremed.sampling.conditioning.DPSScore)
     "dds": {"eta": [0.85, 1.0], "cg_iterations": [2, 5]},
 }
 

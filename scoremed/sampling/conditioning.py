@@ -35,7 +35,7 @@ def back_projector(operator) -> Callable[[torch.Tensor], torch.Tensor]:
     k <- k + lam Λ (embed(y') - k) of Song et al., ICLR 2022) and A^H otherwise (exact for
     operators with A A^H = I, a gradient step on ||A x - y'||^2 / 2 in general).
     """
-    if hasattr(operator, "embed") and hasattr(operator, "inverse_transform"):
+    if operator.decomposable:
         return lambda r: operator.inverse_transform(operator.embed(r))
     return operator.adjoint
 
@@ -122,30 +122,60 @@ class ConsistencyStep(Conditioning):
 class DPSScore:
     """Diffusion posterior sampling (Chung et al., ICLR 2023) as a guided score.
 
-    The DPS update with the paper's normalised step, x <- x' - zeta_t grad_x ||y - A x0_hat||^2
-    with zeta_t = zeta / (||y - A x0_hat|| ||A||) and Tweedie's x0_hat = (x + std^2 s) / a,
-    written as the score s - w(t) (...) with w = 1 / G(t)^2 (G from the SDE's discretisation), so
-    one reverse-diffusion step moves x by exactly the DPS update. Dividing by ``scale`` = ||A||
-    (1 for MRI and inpainting, where this is the paper's step) lets one zeta serve operators of
-    any scale (CT: ||A|| ~ 36 at 64 x 64, 23 views).
+    The paper's normalised step x <- x' - zeta_t grad_x ||y - A x0_hat||^2, zeta_t = zeta rho_t / ||y - A x0_hat||,
+    with Tweedie's x0_hat = (x + std^2 s) / a, written as the guided score s - w_t grad_x ||y - A x0_hat|| so
+    that one reverse-diffusion step (x moves by G^2 times the score) takes exactly that step. The paper's
+    rho_t = 1 belongs to its 1000-step DDPM at 256 x 256; here rho_t is the size of the step's noise share:
 
-    Guard: an example whose residual ||y - A x0_hat|| is non-finite or above ``guard`` ||y|| takes
-    the unguided step instead (fallback). The largest residual ratio ||y - A x0_hat|| / ||y|| of
-    every evaluation is kept on the device (no host read); :meth:`diverged_at` reads them once
-    after the loop: a run whose last estimate fits y worse than its first one (the estimate at
-    T, about the prior mean) has diverged, from the first evaluation after which the ratio never
-    fell back below the first.
+        rho_t = f_t (std / a) a^2 ||A||_F / ||A||^2,    f_t = min(G^2 / std^2, 1)
+
+    f_t is the share of the noise variance the step removes (G from the SDE's discretisation; 1 - sigma_(i-1)^2
+    / sigma_i^2 on VE, beta_i / (1 - alpha_bar_i) on VP), std / a the noise level of the estimate and
+    (std / a) ||A||_F the residual ||A (x0_hat - x0)|| that noise of that level leaves. So the steps shrink
+    with the noise (the step of Chung et al. kept the same size from T to 0: the last steps overshot the
+    data, and the error grew with the number of steps), their sum does not depend on the number of steps,
+    and one zeta serves images of any size and operators of any scale (dividing by ||A||^2 and multiplying by
+    ||A||_F leaves the update unchanged when A and y are scaled together). Without the clamp
+    w_t = 2 zeta ||A||_F / (||A||^2 std / a): the guidance of the Gaussian likelihood
+    exp(-||y - A x0_hat||^2 / (2 (std / a)^2 ||A||^2)) at a residual of 2 zeta (std / a) ||A||_F, stronger below
+    it, weaker above. ||A||_F is estimated once per example from :data:`PROBES` fixed Rademacher probes (exact
+    for masks: inpainting, Cartesian sampling).
+
+    ``scale`` is ||A|| (1 when unknown). Guard: an example whose residual ||y - A x0_hat|| is non-finite
+    or above ``guard`` ||y|| takes the unguided step instead (fallback). The largest residual ratio
+    ||y - A x0_hat|| / ||y|| of every evaluation is kept on the device (no host read); :meth:`diverged_at`
+    reads them once after the loop: a run whose last estimate fits y worse than its first one (the estimate
+    at T, about the prior mean) has diverged, from the first evaluation after which the ratio never fell
+    back below the first.
     """
 
-    def __init__(self, sde: SDE, score_fn: ScoreFn, operator, y: torch.Tensor, zeta: float = 0.5,
+    #: Rademacher probes of the ||A||_F estimate (E ||A z||^2 = ||A||_F^2)
+    PROBES = 4
+
+    def __init__(self, sde: SDE, score_fn: ScoreFn, operator, y: torch.Tensor, zeta: float = 2.0,
                  scale: float = 1.0, guard: float = 10.0):
         self.sde, self.score_fn, self.operator, self.y = sde, score_fn, operator, y
-        self.step_scale = 2.0 * zeta / scale    # d||r||^2 / ||r|| = 2 d||r||
+        self.zeta, self.scale = float(zeta), float(scale)
         self.y_norm = torch.linalg.vector_norm(y.flatten(1), dim=1).clamp_min(torch.finfo(torch.float32).tiny)
         self.guard = guard
         self.ratios: list[torch.Tensor] = []
+        self._gain: torch.Tensor | None = None
+
+    def gain(self, x: torch.Tensor) -> torch.Tensor:
+        """2 zeta ||A||_F / ||A||^2 per example, shape (B,); ||A||_F from fixed probes shaped like x (once)."""
+        if self._gain is None or self._gain.shape[0] != x.shape[0]:
+            g = torch.Generator().manual_seed(0)
+            total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+            with torch.no_grad():
+                for _ in range(self.PROBES):
+                    z = (2.0 * torch.randint(0, 2, x.shape, generator=g) - 1.0).to(device=x.device, dtype=x.dtype)
+                    total += torch.linalg.vector_norm(self.operator(z).flatten(1), dim=1).double() ** 2
+            frobenius = (total / self.PROBES).sqrt()
+            self._gain = (2.0 * self.zeta * frobenius / (self.scale * self.scale)).to(torch.float32)
+        return self._gain
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        gain = self.gain(x)
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             score = self.score_fn(x, t)
@@ -157,9 +187,11 @@ class DPSScore:
         ratio = norm / self.y_norm
         bad = ~torch.isfinite(ratio) | (ratio > self.guard)
         self.ratios.append(torch.where(torch.isfinite(ratio), ratio, torch.full_like(ratio, float("inf"))).max())
-        step = torch.where(append_dims(bad, x.ndim), torch.zeros_like(grad), self.step_scale * grad)
         g2 = append_dims(self.sde.discretize(x, t)[1] ** 2, x.ndim)
-        return score.detach() - step / g2
+        # w_t = zeta rho_t / G^2 * 2 (d||r||^2 / ||r|| = 2 d||r||) = gain a std min(1 / std^2, 1 / G^2)
+        weight = append_dims(gain, x.ndim).to(grad.dtype) * a * std / torch.maximum(std * std, g2)
+        step = torch.where(append_dims(bad, x.ndim), torch.zeros_like(grad), weight * grad)
+        return score.detach() - step
 
     def diverged_at(self) -> int | None:
         """None, or the evaluation from which the residual ratio stayed above the first one when the
@@ -177,7 +209,7 @@ class DPSScore:
 class DPSGuidance(Conditioning):
     """DPS as a conditioning: the guided score of :class:`DPSScore` (``guided`` is the last one built)."""
 
-    def __init__(self, sde: SDE, operator, y: torch.Tensor, zeta: float = 0.5, scale: float = 1.0,
+    def __init__(self, sde: SDE, operator, y: torch.Tensor, zeta: float = 2.0, scale: float = 1.0,
                  guard: float = 10.0):
         self.sde, self.operator, self.y, self.zeta, self.scale, self.guard = sde, operator, y, zeta, scale, guard
         self.guided: DPSScore | None = None
@@ -224,8 +256,9 @@ class ProximalStep(DDSStep):
     """DiffPIR's data step (Zhu et al., CVPRW 2023): the Tweedie estimate replaced by the proximal point
     argmin_x ||y - A x||^2 + rho_t ||x - x0_hat||^2, rho_t = lam sigma_y^2 / sigma_t^2,
 
-    with sigma_t = std(t) / a(t) the noise level of the estimate's input: CG on
-    ``(I + gamma_t A^H A) x = x0_hat + gamma_t A^H y``, gamma_t = 1 / rho_t, started at x0_hat.
+    with sigma_t = std(t) / a(t) the noise level of the estimate's input: the operator's closed-form
+    ``prox_l2`` where it has one, else CG on ``(I + gamma_t A^H A) x = x0_hat + gamma_t A^H y``,
+    gamma_t = 1 / rho_t, started at x0_hat.
     ``sigma_y`` = 0 (noiseless data): the least-squares solution nearest x0_hat (``A^H A x = A^H y``).
     Enough ``iterations`` make it the exact proximal point; DDS instead stops after a few.
     """
@@ -237,6 +270,10 @@ class ProximalStep(DDSStep):
 
     def refine(self, x0, t):
         if self.sigma_y == 0.0:
-            return self.consistent(x0, None)
-        level = self.sde.marginal_std(t) / self.sde.mean_coeff(t)
-        return self.consistent(x0, append_dims(level * level / (self.lam * self.sigma_y ** 2), x0.ndim).to(x0.dtype))
+            rho = 0.0
+        else:
+            level = self.sde.marginal_std(t) / self.sde.mean_coeff(t)
+            rho = append_dims(self.lam * self.sigma_y ** 2 / (level * level), x0.ndim).to(x0.dtype)
+        if self.operator.has_prox_l2:   # masks, Grayscale, single-coil MRI: the proximal point in closed form
+            return self.operator.prox_l2(x0, self.y, rho)
+        return self.consistent(x0, None if self.sigma_y == 0.0 else 1 / rho)

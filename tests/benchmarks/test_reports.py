@@ -22,7 +22,7 @@ def test_markdown_table_and_sections_replaced_in_place(tmp_path):
 PC = "consistency: reverse_diffusion + langevin (snr 0.16) from noise"
 DEFAULT = "diffpir: diffpir from classical@0.2"
 RAW = {
-    "quick": True, "prior_step": 100, "cuda": False, "targets": {"overhead": 1.05}, "overhead_steps": 5,
+    "quick": True, "prior_step": 100, "cuda": False, "image_size": [64, 64], "targets": {"overhead": 1.05}, "overhead_steps": 5,
     "machine": {"description": "test machine", "cpus": 2, "n_images": 2, "load_start": 0.5, "load_end": 0.7},
     "overhead": [{"label": DEFAULT, "nfe": 10, "solve_cpu": 1.0, "net_cpu": 0.98, "sampler_cpu": 0.02,
                   "ratio_cpu": 1.02, "ratio_wall": 1.03, "ratio_decomposed": 1.02}],
@@ -46,7 +46,7 @@ def test_speed_report_states_figures_and_computes_every_comparison():
     assert f"Fewest evaluations reaching it: {DEFAULT}, 20 steps" in text and "(100.0× fewer)" in text
     assert "Default vs baseline: 1% of the evaluations, 100.0× less CPU time per slice, +1.50 dB PSNR" in text
     assert f"| default (`solve(y, op)`): {DEFAULT}, 20 steps |" in text
-    assert "no CUDA device" in text
+    assert "no CUDA device" in text and "test images of `mri-brain` (test split) at 64×64" in text
     slower = copy.deepcopy(RAW)
     slower["overhead"][0]["ratio_decomposed"] = 1.2
     slower["curve"][3]["psnr"] = 21.0

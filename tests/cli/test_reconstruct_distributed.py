@@ -53,6 +53,7 @@ def without_seconds(value):
     return value
 
 
+@pytest.mark.slow
 def test_distributed_reconstruction_output_equals_the_single_process_one(tmp_path, smoke_run, volume):
     # --batch-size 2: three batches of two slices, so both ranks work (rank 0: batches 0-1, rank 1: batch 2)
     common = ["--input", str(volume), "--prior", str(smoke_run), "--steps", "3", "--batch-size", "2",
@@ -74,6 +75,7 @@ def test_distributed_reconstruction_output_equals_the_single_process_one(tmp_pat
     assert len(ma["scoremed"]["per_slice"]) == 6
 
 
+@pytest.mark.slow
 def test_one_image_under_torchrun_is_reconstructed_by_rank_0_alone(tmp_path, smoke_run):
     image = tmp_path / "image.npy"
     np.save(image, np.random.default_rng(1).random((16, 16)).astype(np.float32))

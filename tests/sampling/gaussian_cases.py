@@ -76,6 +76,12 @@ def left_half(h: int) -> Inpainting:
     return Inpainting(mask)
 
 
+def top_half(h: int) -> Inpainting:
+    mask = torch.zeros(h, h)
+    mask[: h // 2] = 1
+    return Inpainting(mask)
+
+
 def fourier_columns(h: int) -> MRI:
     """Cartesian k-space mask: the DC column and the outermost column (half the information of a
     real image: the conjugate-symmetric columns in between are missing)."""

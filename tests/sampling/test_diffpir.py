@@ -8,7 +8,7 @@ from torch import nn
 
 import scoremed
 from scoremed.errors import InputError
-from scoremed.operators import MRI, cartesian_mask
+from scoremed.operators import MRI, as_operator, cartesian_mask
 from scoremed.sampling import DDIM, DiffPIR, ProximalStep
 from scoremed.sde import VESDE, VPSDE
 from gaussian_cases import left_half, mc_mean_error, posterior_case
@@ -36,14 +36,14 @@ def test_proximal_step_is_the_dense_proximal_point(sde):
     y = torch.randn(3, 5, generator=g, dtype=torch.float64)
     t = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
     lam, sigma_y = 7.0, 0.05
-    x = ProximalStep(sde, Matrix(A), y, iterations=16, lam=lam, sigma_y=sigma_y).refine(x0, t)
+    x = ProximalStep(sde, as_operator(Matrix(A), x0), y, iterations=16, lam=lam, sigma_y=sigma_y).refine(x0, t)
     level = sde.marginal_std(t) / sde.mean_coeff(t)
     for b in range(3):
         rho = lam * sigma_y ** 2 / level[b] ** 2   # argmin |y - Ax|^2 + rho |x - x0|^2
         lhs = A.T @ A + rho * torch.eye(8, dtype=torch.float64)
         expected = torch.linalg.solve(lhs, A.T @ y[b] + rho * x0[b])
         torch.testing.assert_close(x[b], expected, atol=1e-8, rtol=1e-8)
-    noiseless = ProximalStep(sde, Matrix(A), y, iterations=16).refine(x0, t)
+    noiseless = ProximalStep(sde, as_operator(Matrix(A), x0), y, iterations=16).refine(x0, t)
     nearest = x0 + (torch.linalg.pinv(A) @ (y - x0 @ A.T).T).T    # the least-squares point nearest x0
     torch.testing.assert_close(noiseless, nearest, atol=1e-8, rtol=1e-8)
 

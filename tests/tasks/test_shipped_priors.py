@@ -11,6 +11,7 @@ from scoremed.tasks import make_operator, mri
 SHIPPED = shipped_priors()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shipped", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_prior_loads_and_beats_the_direct_reconstruction(shipped):
     name = shipped.name

@@ -16,7 +16,8 @@ class DPSSettings(SolveSettings):
 
     corrector: str = name("none")
     snr: float = number(0.0, 0.0)
-    zeta: float = number(0.5, 0.0)         #: step of the normalised DPS update (Chung et al. 2023), per ||A||
+    zeta: float = number(2.0, 0.0)         #: step of the normalised DPS update (Chung et al. 2023), scaled by the
+                                           #: noise each step removes (scoremed.sampling.conditioning.DPSScore)
     guard: float = number(10.0, 1.0)       #: an estimate with |y - A x0_hat| > guard |y| takes the unguided step
 
 
