@@ -47,9 +47,12 @@ def settings_for(method: str | None = None, prior: ScorePrior | None = None, **o
     return _checked(method, {**stored, **given}, prior, {**source, **{key: key for key in given}})
 
 
-def with_overrides(settings: SolveSettings, prior: ScorePrior | None = None, **overrides: Any) -> SolveSettings:
+def with_overrides(settings: SolveSettings | None, prior: ScorePrior | None = None, **overrides: Any) -> SolveSettings:
     """``settings`` (a complete, explicit choice: the prior's stored defaults do not apply) with the
-    non-None ``overrides``, checked again (t_start against the prior's SDE)."""
+    non-None ``overrides``, checked again (t_start against the prior's SDE); ``settings`` None:
+    :func:`settings_for` of the overrides' ``method`` (None: the prior's) with the rest."""
+    if settings is None:
+        return settings_for(overrides.pop("method", None), prior, **overrides)
     if not isinstance(settings, SolveSettings):
         raise InputError(f"settings: expected a SolveSettings (scoremed.settings_for(...)), got "
                          f"{type(settings).__name__}")

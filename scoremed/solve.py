@@ -24,7 +24,7 @@ from scoremed.prior import ScorePrior
 from scoremed.sampling import CORRECTORS, PREDICTORS, DivergenceWatch, check_prior, pc_sampler, pick, truncated
 from scoremed.sampling.conditioning import as_image
 from scoremed.sampling.methods import Problem, SolveSettings, get_method
-from scoremed.settings import settings_for, with_overrides
+from scoremed.settings import with_overrides
 from scoremed.tasks import default_prior_name
 from scoremed.utils import append_dims, make_generator
 
@@ -238,9 +238,7 @@ def sample_posterior(y: torch.Tensor, operator, n: int = 1, prior: ScorePrior | 
     y = y.to(device)
     check_fit(prior, operator, y)
     check_scale(prior, operator, y)
-    settings = (settings_for(overrides.pop("method", None), prior, **overrides) if settings is None
-                else with_overrides(settings, prior, **overrides))
-    settings = resolve_start(settings, operator, given=start_image is not None)
+    settings = resolve_start(with_overrides(settings, prior, **overrides), operator, given=start_image is not None)
     if start_image is not None:
         start_image = checked_start_image(start_image, settings, (y.shape[0], *prior.image_shape)).to(device)
     y_model = _model_measurement(y, operator, prior)

@@ -10,7 +10,7 @@ from scoremed.apps.metrics import mean_metrics
 from scoremed.calibration import calibrated_std
 from scoremed.prior import ScorePrior
 from scoremed.sampling.methods import SolveSettings
-from scoremed.settings import settings_for, with_overrides
+from scoremed.settings import with_overrides
 from scoremed.solve import resolve_start, sample_posterior
 from scoremed.tasks import classical_name, classical_reconstruction, own_row_baselines
 
@@ -34,10 +34,7 @@ def warm_start(prior: ScorePrior, operator, classical: torch.Tensor, settings: S
     """The run's settings with the start decided, once, here (explicit, or the prior's "auto"), and the image
     to start from: the already computed ``classical`` result (B, C, H, W) when the start is classical (so
     it is not computed again), else None. ``settings`` / ``overrides`` as :func:`scoremed.sample_posterior`."""
-    method = overrides.pop("method", None)
-    settings = (settings_for(method, prior, **overrides) if settings is None
-                else with_overrides(settings, prior, method=method, **overrides))
-    settings = resolve_start(settings, operator)
+    settings = resolve_start(with_overrides(settings, prior, **overrides), operator)
     return settings, (classical if settings.start == "classical" else None)
 
 

@@ -40,7 +40,7 @@ from scoremed.configs import find_config
 from scoremed.prior import ScorePrior
 from scoremed.sampling import CountingScore
 from scoremed.sampling.methods import SolveSettings
-from scoremed.settings import settings_for
+from scoremed.settings import with_overrides
 from scoremed.solve import at_operator_size, resolve_start, sample_posterior
 from scoremed.tasks import mri
 from scoremed.priors import load_prior
@@ -56,8 +56,7 @@ class Sampler:
 
     def settings(self, prior: ScorePrior, operator, steps: int) -> SolveSettings:
         """The resolved settings of a run of ``steps`` steps (start decided for ``operator``)."""
-        overrides = dict(self.overrides)
-        return resolve_start(settings_for(overrides.pop("method", None), prior, **overrides, steps=steps), operator)
+        return resolve_start(with_overrides(None, prior, **self.overrides, steps=steps), operator)
 
 
 #: the prior's default (what ``scoremed.solve(y, op)`` runs), the 1000-step PC baseline and the other samplers
