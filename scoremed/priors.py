@@ -128,7 +128,8 @@ def prior_from_parts(meta: dict[str, Any], weights: dict[str, torch.Tensor], whe
     load_weights_strict(net, weights, str(where))
     net.eval().requires_grad_(False)
     arch = meta["architecture"]
-    score = PatchScore(net, arch["patch_size"], mode=arch.get("patch_mode", "tiles")) if arch.get("patch_size") else net
+    score = PatchScore(net, arch["patch_size"], mode=arch.get("patch_mode", "tiles"),
+                       context=arch.get("patch_context", 0)) if arch.get("patch_size") else net
     prior = ScorePrior(sde, score, tuple(meta["image_shape"]), centered=meta.get("centered", False),
                        name=str(name), solve_defaults=meta.get("solve_defaults") or {}, metadata=meta)
     return prior.to(device)

@@ -136,8 +136,8 @@ def method_functions(methods, prior=None, offsets: int = 1) -> dict[str, Callabl
         denoise = prior_denoiser(prior)
 
         def tweedie(y, sigma, truth):
-            batch = y[None].to(prior.device).expand(offsets, *y.shape)
-            return denoise(batch, sigma).mean(0).cpu().numpy()
+            y = y[None].to(prior.device)   # one call per tiling: a patch prior draws one offset per call
+            return (sum(denoise(y, sigma) for _ in range(offsets)) / offsets)[0].cpu().numpy()
 
         chosen["prior" if offsets == 1 else f"prior x{offsets}"] = tweedie
     return chosen

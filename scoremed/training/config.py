@@ -68,6 +68,9 @@ class ModelConfig:
     #: how a patch prior scores a whole image: "tiles" (P x P tiles at a random offset) or "full"
     #: (one fully convolutional pass; exact for networks without normalisation or attention)
     patch_mode: str = "tiles"
+    #: "tiles" mode: pixels of neighbourhood scored with each tile on every side and cropped away
+    #: (8: +0.2 to +0.6 dB Tweedie PSNR for 1.4x the cost of bare tiles; docs/training-recipe.md)
+    patch_context: int = 8
 
 
 @dataclass
@@ -155,7 +158,7 @@ _POSITIVE = {"data.image_size", "data.pool_size", "data.channels", "sde.sigma_mi
              "model.channels", "model.num_res_blocks", "model.num_head_channels", "model.norm_num_groups", "model.sigma_data",
              "training.steps", "training.batch_size", "training.lr", "training.eps", "training.checkpoint_every",
              "training.keep_checkpoints", "training.log_every", "training.noise_log_std"}
-_NON_NEGATIVE = {"data.num_workers", "data.patch_size", "sde.beta_min", "training.warmup", "training.grad_clip",
+_NON_NEGATIVE = {"data.num_workers", "data.patch_size", "model.patch_context", "sde.beta_min", "training.warmup", "training.grad_clip",
                  "training.seed"}
 #: string fields with a fixed set of values
 _CHOICES = {"training.noise_sampling": NOISE_SAMPLINGS, "model.patch_mode": PATCH_MODES}

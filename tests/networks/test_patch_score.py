@@ -29,17 +29,37 @@ class PositionGaussianScore(nn.Module):
 
 
 @pytest.mark.parametrize("sde", [VESDE(sigma_max=5.0), VPSDE()], ids=["ve", "vp"])
-@pytest.mark.parametrize("mode", ["tiles", "full"])
+@pytest.mark.parametrize("mode, context", [("tiles", 0), ("tiles", 4), ("full", 0)])
 @pytest.mark.parametrize("size", [(16, 16), (23, 41), (8, 5)])
-def test_assembled_score_equals_direct_evaluation(sde, mode, size):
+def test_assembled_score_equals_direct_evaluation(sde, mode, context, size):
     net = PositionGaussianScore(sde)
-    score = PatchScore(net, patch_size=8, mode=mode, patch_batch=3, multiple=8, seed=1)
+    score = PatchScore(net, patch_size=8, mode=mode, patch_batch=3, multiple=8, seed=1, context=context)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 2, *size, generator=g, dtype=torch.float64)
     t = torch.tensor([0.3, 0.8], dtype=torch.float64)
     direct = net(x, t, image_positions(2, *size).double())
     for _ in range(3):   # new random offsets every call
         torch.testing.assert_close(score(x, t), direct)
+
+
+class BoxFilter(nn.Module):
+    """A local, position-free network: the 3 x 3 mean with zero padding (receptive radius 1)."""
+    sde = VESDE()
+
+    def forward(self, x, t, position):
+        return nn.functional.avg_pool2d(x, 3, stride=1, padding=1)
+
+
+@pytest.mark.parametrize("context", [0, 4])
+def test_context_removes_tile_seams(context):
+    x = torch.randn(1, 1, 20, 20, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    direct = BoxFilter()(x, None, None)[..., 1:-1, 1:-1]       # interior: no image border in reach
+    score = PatchScore(BoxFilter(), patch_size=8, context=context, seed=2)
+    assembled = score(x, torch.ones(1))[..., 1:-1, 1:-1]
+    if context:
+        torch.testing.assert_close(assembled, direct)
+    else:                                                       # tile edges see zero padding
+        assert (assembled - direct).abs().max() > 0.1
 
 
 def test_tiles_cover_each_pixel_once_and_offsets_vary():
@@ -75,6 +95,8 @@ def test_positions_are_pixel_centres_in_the_field_of_view():
 def test_bad_arguments_are_named():
     with pytest.raises(InputError, match="patch mode"):
         PatchScore(PositionGaussianScore(VESDE()), 8, mode="overlap")
+    with pytest.raises(InputError, match="context"):
+        PatchScore(PositionGaussianScore(VESDE()), 8, context=2, multiple=8)
     with pytest.raises(InputError, match="2D images"):
         PatchScore(PositionGaussianScore(VESDE()), 8)(torch.zeros(1, 1, 4, 8, 8), torch.ones(1))
 
