@@ -129,3 +129,18 @@ def test_merged_results_keep_their_place():
     previous = [result("a", 0.1, 30.0), result("b", 0.1, 31.0), result("c", 0.1, 32.0)]
     merged = merge_results(previous, [result("b", 0.1, 35.0), result("d", 0.1, 33.0)])
     assert [(r.prior, r.psnr) for r in merged] == [("a", 30.0), ("b", 35.0), ("c", 32.0), ("d", 33.0)]
+
+
+def test_another_data_sets_images_come_in_the_priors_channels_and_group_apart():
+    from scoremed.benchmarks.denoise import Result, benchmark_images, summary_rows
+    from scoremed.data import get_dataset
+
+    images = benchmark_images("mri-brain", "val", 2, data="natural")
+    photos = get_dataset("natural", "val", image_size=None)
+    last = len(photos) - 1
+    assert list(images) == ["natural val 0", f"natural val {last}"]          # no real scans added
+    torch.testing.assert_close(images["natural val 0"], photos[0].mean(0, keepdim=True))
+    results = [Result("mri-brain", label, 0.1, "prior", psnr, 0.9, 1.0)
+               for label, psnr in [("val 0", 30.0), ("natural val 0", 20.0), ("natural val 5", 22.0), ("mr-head", 25.0)]]
+    rows = {(row[1], row[3].split(" /")[0]) for row in summary_rows(results, [0.1])}
+    assert rows == {("held-out (1)", "30.00"), ("natural val (2)", "21.00"), ("mr-head", "25.00")}

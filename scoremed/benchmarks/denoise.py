@@ -79,27 +79,49 @@ def tv_oracle(noisy: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return max(fc, fd, key=lambda r: r[0])[1]
 
 
-def benchmark_images(prior: str, split: str, n_images: int) -> dict[str, torch.Tensor]:
+def benchmark_images(prior: str, split: str, n_images: int, data: str | None = None) -> dict[str, torch.Tensor]:
     """Images (C, H, W) by label: ``n_images`` held-out items of ``prior``'s data (spread over the split,
-    so over its contrasts), then for the test split the real scans of its modality (its ``real_images``)."""
+    so over its contrasts), then for the test split the real scans of its modality (its ``real_images``).
+
+    ``data``: another built-in data set's held-out items instead (labelled ``"<data> <split> <i>"``, no real
+    scans), in the prior's channel count (the channel mean for RGB into one channel): how the prior
+    denoises images unlike its training data."""
     from scoremed.benchmarks.real_images import real_images
-    from scoremed.data import get_dataset
+    from scoremed.data import channels_of, get_dataset
     from scoremed.priors import shipped_prior
 
     if split not in ("val", "test"):
         raise InputError(f"split: expected 'val' or 'test', got {split!r}")
-    data = get_dataset(prior, split, image_size=None)
-    items = np.unique(np.linspace(0, len(data) - 1, n_images).round().astype(int)) if n_images else []
-    images = {f"{split} {int(i)}": data[int(i)] for i in items}
+    other = data is not None and data != prior
+    dataset = get_dataset(data if other else prior, split, image_size=None)
+    channels = channels_of(prior)
+    items = np.unique(np.linspace(0, len(dataset) - 1, n_images).round().astype(int)) if n_images else []
+    prefix = f"{data} " if other else ""
+    images = {f"{prefix}{split} {int(i)}": with_channels(dataset[int(i)], channels) for i in items}
     modality = shipped_prior(prior).real_images
-    if split == "test" and modality is not None:
+    if split == "test" and modality is not None and not other:
         images.update(real_images(modality))
     return images
 
 
+def with_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
+    """(C, H, W) as (channels, H, W): the channel mean for several into one, copies for one into several."""
+    if image.shape[0] == channels:
+        return image
+    if channels == 1:
+        return image.mean(0, keepdim=True)
+    if image.shape[0] == 1:
+        return image.expand(channels, -1, -1).clone()
+    raise InputError(f"data: cannot turn {image.shape[0]}-channel images into {channels} channels")
+
+
 def image_group(label: str) -> str:
-    """'held-out' for the prior's own split items, else the real image's name."""
-    return "held-out" if label.split()[0] in ("val", "test") else label
+    """'held-out' for the prior's own split items, '<data> <split>' for another data set's, else the real
+    image's name."""
+    words = label.split()
+    if words[0] in ("val", "test"):
+        return "held-out"
+    return " ".join(words[:2]) if len(words) == 3 and words[1] in ("val", "test") else label
 
 
 def denoise_image(prior_name: str, label: str, truth: torch.Tensor, sigmas, methods: dict[str, Callable],
@@ -144,14 +166,15 @@ def method_functions(methods, prior=None, offsets: int = 1) -> dict[str, Callabl
 
 
 def run_prior(prior_name: str, split: str, n_images: int, sigmas, methods, device=None, seed: int = 0,
-              offsets: int = 1, weights: str | None = None) -> list[Result]:
-    """Every result of one prior (``weights``: a run folder or .safetensors to load instead of the shipped one)."""
+              offsets: int = 1, weights: str | None = None, data: str | None = None) -> list[Result]:
+    """Every result of one prior (``weights``: a run folder or .safetensors to load instead of the shipped one;
+    ``data``: another data set's held-out images, see :func:`benchmark_images`)."""
     from scoremed.priors import load_prior
 
     prior = load_prior(weights or prior_name, device=device) if "prior" in methods else None
     functions = method_functions(methods, prior, offsets)
     results = []
-    for i, (label, image) in enumerate(benchmark_images(prior_name, split, n_images).items()):
+    for i, (label, image) in enumerate(benchmark_images(prior_name, split, n_images, data).items()):
         if prior is not None and prior.channels != image.shape[0]:
             raise InputError(f"prior: {weights or prior_name} has {prior.channels} channel(s), the {prior_name} "
                              f"images have {image.shape[0]}")
@@ -160,6 +183,11 @@ def run_prior(prior_name: str, split: str, n_images: int, sigmas, methods, devic
 
 
 # -- tables and figure ------------------------------------------------------------------------
+def label_is_scan(group: str) -> bool:
+    """True for a real scan's group (one image), False for held-out items (several)."""
+    return group != "held-out" and group.split()[-1] not in ("val", "test")
+
+
 def summary_rows(results: list[Result], sigmas) -> list[list[object]]:
     """One row per (prior, image group, method): mean PSNR / SSIM at each sigma, mean seconds per image."""
     keys = list(dict.fromkeys((r.prior, image_group(r.image), r.method) for r in results))
@@ -171,7 +199,7 @@ def summary_rows(results: list[Result], sigmas) -> list[list[object]]:
         for sigma in sigmas:
             at = [r for r in chosen if r.sigma == sigma]
             cells.append(f"{np.mean([r.psnr for r in at]):.2f} / {np.mean([r.ssim for r in at]):.3f}" if at else "")
-        rows.append([prior, f"{group} ({n})" if group == "held-out" else group, method, *cells,
+        rows.append([prior, group if label_is_scan(group) else f"{group} ({n})", method, *cells,
                      f"{np.mean([r.seconds for r in chosen]):.2f}"])
     return rows
 

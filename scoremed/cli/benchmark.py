@@ -119,6 +119,9 @@ def denoise_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["val", "test"], default="test",
                    help="held-out split: val to choose recipes, test (+ real scans) to report (default test)")
     p.add_argument("--images", type=int, default=3, help="held-out images per prior (default 3)")
+    p.add_argument("--data", default=None,
+                   help="denoise this built-in data set's held-out images instead of the prior's own "
+                        "(e.g. natural for mri-brain: images unlike its training data)")
     p.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS))
     p.add_argument("--methods", nargs="+", default=list(METHODS))
     p.add_argument("--offsets", type=int, default=1, help="average the prior's estimate over this many tilings")
@@ -138,7 +141,7 @@ def denoise(args: argparse.Namespace) -> int:
     results = []
     for prior in args.priors:
         results += bench.run_prior(prior, args.split, args.images, args.sigmas, args.methods, device=args.device,
-                                   offsets=args.offsets, weights=args.weights)
+                                   offsets=args.offsets, weights=args.weights, data=args.data)
     if args.json:
         results = bench.merge_results(bench.load_results(args.json), results)
         bench.save_results(results, args.json)
