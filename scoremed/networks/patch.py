@@ -13,7 +13,7 @@ image of any size H x W, in one of two modes:
   same as the zero padding the patches were trained with. With ``context`` = m > 0 each
   tile is scored inside a (P + 2m) x (P + 2m) window of its neighbourhood and only its
   centre P x P is kept, so no pixel is scored at a tile edge (on the shipped priors m = 8
-  gives +0.2 to +0.6 dB of Tweedie PSNR for 1.4x the cost; docs/training-recipe.md).
+  gives +0.2 to +0.6 dB of Tweedie PSNR for 1.4-1.8x the time; docs/training-recipe.md).
   Memory is bounded by ``patch_batch``.
 - ``"full"``: one fully convolutional pass over the whole image (padded with noised
   background to a multiple of ``multiple``) with the position of every pixel. Faster on a

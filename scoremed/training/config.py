@@ -69,7 +69,7 @@ class ModelConfig:
     #: (one fully convolutional pass; exact for networks without normalisation or attention)
     patch_mode: str = "tiles"
     #: "tiles" mode: pixels of neighbourhood scored with each tile on every side and cropped away
-    #: (8: +0.2 to +0.6 dB Tweedie PSNR for 1.4x the cost of bare tiles; docs/training-recipe.md)
+    #: (8: +0.2 to +0.6 dB Tweedie PSNR for 1.4-1.8x the time of bare tiles; docs/training-recipe.md)
     patch_context: int = 8
 
 
