@@ -39,8 +39,8 @@ def save_figure(path: str | Path, results: dict, truth: torch.Tensor | None,
         panels.append(("|error| scoremed", error, "magma"))
     if std is not None:
         panels.append(("posterior std", std[index].mean(0).cpu().numpy(), "viridis"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(PANEL_INCHES * len(panels), PANEL_INCHES + 0.4))
-    for ax, (title, array, cmap) in zip(axes, panels):
+    fig, axes = plt.subplots(1, len(panels), figsize=(PANEL_INCHES * len(panels), PANEL_INCHES + 0.4), squeeze=False)
+    for ax, (title, array, cmap) in zip(axes[0], panels):
         ax.imshow(array, cmap=cmap, vmin=0 if cmap == "gray" else None, vmax=1 if cmap == "gray" else None)
         ax.set_title(title, fontsize=8)
         ax.axis("off")

@@ -75,3 +75,19 @@ def test_a_stack_gives_the_same_slices_whatever_the_batching(gaussian_case):
     assert len(whole.per_slice["scoremed"]) == 3
     assert whole.metrics_json()["scoremed"]["psnr"] == whole.results["scoremed"].metrics["psnr"]
     np.testing.assert_allclose(whole.truth.numpy(), truth.numpy())
+
+
+@pytest.mark.parametrize("with_truth", [False, True])
+def test_the_figure_has_one_panel_per_image_at_the_images_resolution(tmp_path, with_truth):
+    import matplotlib.image
+
+    from scoremed.apps.compare import MethodResult
+    from scoremed.apps.figures import AXES_FRACTION, PANEL_INCHES, save_figure
+
+    image = torch.rand(1, 1, 300, 300, generator=torch.Generator().manual_seed(0))
+    results = {"scoremed": MethodResult("scoremed", image, 1.0)}      # measured data alone: one panel
+    save_figure(tmp_path / "f.png", results, image * 0.9 if with_truth else None, None)
+    height, width = matplotlib.image.imread(tmp_path / "f.png").shape[:2]
+    panels = 3 if with_truth else 1                                     # truth | scoremed | |error|
+    assert width >= panels * 300 / AXES_FRACTION                        # >= one figure pixel per image pixel
+    assert width / panels == pytest.approx(height * PANEL_INCHES / (PANEL_INCHES + 0.4), rel=0.02)
