@@ -102,11 +102,12 @@ def compare_methods(task: Task, label: str, truth: torch.Tensor, prior, nfe_leve
             # a warm start reuses the classical result: its time counts as scoremed's
             seconds = (time.perf_counter() - start) / n + (t_classical if start_image is not None else 0.0)
             scores = batch_metrics(truth, x_hat)
-            rows.append(_row(label, f"scoremed {method}", nfe, scores, seconds))
+            name = f"scoremed {method} from {settings.start_label}"
+            rows.append(_row(label, name, nfe, scores, seconds))
             if best is None or scores["psnr"].mean() > best[0]:
-                best = (scores["psnr"].mean(), method, nfe, x_hat)
+                best = (scores["psnr"].mean(), method, name, nfe, x_hat)
     if figure is not None and best is not None:
-        _, method, nfe, x_hat = best
+        _, method, name, nfe, x_hat = best
         std = None
         if std_samples > 1:
             settings, start_image = warm_start(prior, operator, classical[:1], method=method)
@@ -114,7 +115,7 @@ def compare_methods(task: Task, label: str, truth: torch.Tensor, prior, nfe_leve
                                        steps=steps_for(settings, min(nfe, 200)), start_image=start_image)
             std = samples.std(0)
         metrics = image_metrics(truth[0], x_hat[0])
-        shown["scoremed"] = MethodResult(f"scoremed {method} ({nfe} NFE)", x_hat[:1], 0.0, metrics)
+        shown["scoremed"] = MethodResult(f"{name} ({nfe} NFE)", x_hat[:1], 0.0, metrics)
         for key in ("direct", "classical"):
             shown[key].metrics = image_metrics(truth[0], shown[key].image[0])
         save_figure(figure, shown, truth[:1], std)
