@@ -13,7 +13,8 @@ sigma (data units, images in [0, 1]) the same noisy image y = x + sigma n goes t
 
 Images: held-out images of each prior's own data (``test`` split, or ``val`` for choosing recipes) at
 native resolution and, for ``test``, the real MR / CT scans of :mod:`scoremed.benchmarks.real_images`
-(never trained or tuned on). Every estimate is clipped to [0, 1] before PSNR / SSIM.
+(never trained or tuned on); with ``--data NAME`` another built-in data set's held-out images instead (how a
+prior denoises images unlike its training data). Every estimate is clipped to [0, 1] before PSNR / SSIM.
 """
 from __future__ import annotations
 
