@@ -258,7 +258,7 @@ class SparseViewCT(CT, DecomposableOperator):
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         """Full-view sinogram (B, C, n_full, n_detectors)."""
-        return self.full_projector(self.support(x))
+        return self.full_projector(self.support(self.check_image(x)))
 
     def embed(self, y: torch.Tensor) -> torch.Tensor:
         """Measured views scattered into a zero full-view sinogram (B, C, n_full, n_detectors)."""

@@ -76,6 +76,11 @@ def test_decomposition(name):
     assert torch.broadcast_shapes(op.mask.shape, op.transform(x).shape) == op.transform(x).shape
     noise = torch.randn(x.shape, dtype=torch.float64)  # real image-space noise must be accepted
     assert op.transform(noise).shape == op.transform(x).shape
+    with pytest.raises(InputError, match=r"^x: expected"):                 # the transform checks x like forward
+        op.transform(_shrink_fixed_dim(x, op.image_shape))
+    if op.needs_full_precision:
+        with pytest.raises(InputError, match=r"^x: expected float32/float64"):
+            op.transform(x.to(torch.float16 if not x.is_complex() else torch.complex32))
     if name.startswith("ct"):  # FBP accuracy: checked on a phantom in test_operators_reference.py
         assert op.inverse_transform(op.transform(x)).shape == x.shape
     else:
