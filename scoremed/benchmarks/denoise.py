@@ -89,6 +89,7 @@ def benchmark_images(prior: str, split: str, n_images: int, data: str | None = N
     denoises images unlike its training data."""
     from scoremed.benchmarks.real_images import real_images
     from scoremed.data import channels_of, get_dataset
+    from scoremed.data.files import match_channels
     from scoremed.priors import shipped_prior
 
     if split not in ("val", "test"):
@@ -98,22 +99,12 @@ def benchmark_images(prior: str, split: str, n_images: int, data: str | None = N
     channels = channels_of(prior)
     items = np.unique(np.linspace(0, len(dataset) - 1, n_images).round().astype(int)) if n_images else []
     prefix = f"{data} " if other else ""
-    images = {f"{prefix}{split} {int(i)}": with_channels(dataset[int(i)], channels) for i in items}
+    images = {f"{prefix}{split} {int(i)}": match_channels(dataset[int(i)][None], channels, f"data: {data}")[0]
+              for i in items}
     modality = shipped_prior(prior).real_images
     if split == "test" and modality is not None and not other:
         images.update(real_images(modality))
     return images
-
-
-def with_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
-    """(C, H, W) as (channels, H, W): the channel mean for several into one, copies for one into several."""
-    if image.shape[0] == channels:
-        return image
-    if channels == 1:
-        return image.mean(0, keepdim=True)
-    if image.shape[0] == 1:
-        return image.expand(channels, -1, -1).clone()
-    raise InputError(f"data: cannot turn {image.shape[0]}-channel images into {channels} channels")
 
 
 def image_group(label: str) -> str:

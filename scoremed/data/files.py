@@ -312,23 +312,27 @@ class DropEmpty(_transform_base()):
         return {**item, "image": x[keep], "empty": int((~keep).sum())}
 
 
+def match_channels(x: torch.Tensor, channels: int, what: str) -> torch.Tensor:
+    """Images (N, C, H, W) as (N, channels, H, W): alpha dropped, RGB to gray by the channel mean, gray
+    copied into RGB; any other mismatch is an InputError naming ``what``."""
+    c = x.shape[1]
+    if c == 4:
+        x, c = x[:, :3], 3
+    if c == channels:
+        return x
+    if channels == 1 and c == 3:
+        return x.mean(1, keepdim=True)
+    if channels == 3 and c == 1:
+        return x.expand(-1, 3, -1, -1).contiguous()
+    raise InputError(f"{what} has {c} channels, the prior needs {channels}")
+
+
 class MatchChannels(_transform_base()):
     def __init__(self, channels: int):
         self.channels = channels
 
     def __call__(self, item: dict) -> dict:
-        x = item["image"]
-        c = x.shape[1]
-        if c == 4:
-            x, c = x[:, :3], 3
-        if c != self.channels:
-            if self.channels == 1 and c == 3:
-                x = x.mean(1, keepdim=True)
-            elif self.channels == 3 and c == 1:
-                x = x.expand(-1, 3, -1, -1).contiguous()
-            else:
-                raise InputError(f"{ARGUMENT}: {_name(item)} has {c} channels, the prior needs {self.channels}")
-        return {**item, "image": x}
+        return {**item, "image": match_channels(item["image"], self.channels, f"{ARGUMENT}: {_name(item)}")}
 
 
 class FitSize(_transform_base()):
