@@ -13,20 +13,30 @@ from scoremed.training.config import Config
 def training_dataset(config: Config) -> Dataset:
     """Map-style training dataset for ``config``: (C, S, S) float32 images in [0, 1], or for a
     patch prior (``data.patch_size`` > 0) (patch (C, P, P), position (2, P, P)) items cut from
-    ``data.pool_size`` full-resolution images."""
-    data = config.data
+    ``data.pool_size`` full-resolution images. A share ``data.dead_leaves`` of the images is
+    replaced by dead-leaves images (:mod:`scoremed.data.dead_leaves`)."""
+    data, seed = config.data, config.training.seed
     if data.patch_size:
         from scoremed.training.patches import PatchDataset, image_pool
 
-        pool = image_pool(full_resolution_dataset(data, "train", seed=config.training.seed), data.pool_size)
-        return PatchDataset(pool, data.patch_size, seed=config.training.seed)
+        images = _with_dead_leaves(full_resolution_dataset(data, "train", seed=seed), data.dead_leaves, seed)
+        return PatchDataset(image_pool(images, data.pool_size), data.patch_size, seed=seed)
     if data.paths:
         from scoremed.data.files import file_dataset
 
-        return file_dataset(data)
+        return _with_dead_leaves(file_dataset(data), data.dead_leaves, seed)
     from scoremed.data.builtin import get_dataset
 
-    return get_dataset(data.dataset, "train", image_size=data.image_size, seed=config.training.seed)
+    images = get_dataset(data.dataset, "train", image_size=data.image_size, seed=seed)
+    return _with_dead_leaves(images, data.dead_leaves, seed)
+
+
+def _with_dead_leaves(dataset: Dataset, share: float, seed: int) -> Dataset:
+    if not share:
+        return dataset
+    from scoremed.data.dead_leaves import WithDeadLeaves
+
+    return WithDeadLeaves(dataset, share, seed)
 
 
 def full_resolution_dataset(data_config, split: str = "train", seed: int = 0) -> Dataset:

@@ -32,6 +32,8 @@ class DataConfig:
     patch_size: int = 0
     #: patch training: number of full-resolution images loaded once and cut into patches
     pool_size: int = 256
+    #: share of training items replaced by dead-leaves images (generic structure; scoremed.data.dead_leaves)
+    dead_leaves: float = 0.0
 
 
 @dataclass
@@ -162,7 +164,7 @@ _NON_NEGATIVE = {"data.num_workers", "data.patch_size", "model.patch_context", "
                  "training.seed"}
 #: string fields with a fixed set of values
 _CHOICES = {"training.noise_sampling": NOISE_SAMPLINGS, "model.patch_mode": PATCH_MODES}
-_UNIT = {"training.ema_decay", "training.noise_uniform_fraction"}
+_UNIT = {"data.dead_leaves", "training.ema_decay", "training.noise_uniform_fraction"}
 #: item type of list fields whose default is empty
 _LIST_ITEMS = {"data.paths": ""}
 
