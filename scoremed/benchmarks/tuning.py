@@ -148,7 +148,8 @@ def tune_classical(task_name: str, n_images: int = 3, image_size: int | None = N
                          "the other baselines of; tune all baselines first")
     if only and (previous["indices"], previous.get("test_indices")) != (indices, test_indices):
         raise InputError(f"--baselines: the stored {task_name} entry was tuned on validation items "
-                         f"{previous['indices']}, now {indices} (--images or --test-images differ); tune all baselines")
+                         f"{previous['indices']} and scored on test items {previous.get('test_indices')}, now "
+                         f"{indices} and {test_indices} (--images or --test-images differ); tune all baselines")
     baselines = {k: v for k, v in previous["baselines"].items() if k not in only} if only else {}
     for baseline in task.baselines:
         if only and baseline.name not in only:
