@@ -3,6 +3,7 @@
 - :mod:`.builtin`: ``get_dataset`` (fixed-size or native), default test images;
 - :mod:`.brain`, :mod:`.phantoms`, :mod:`.natural`: the three built-in sets and their splits;
 - :mod:`.files`: user files (NIfTI, DICOM, fastMRI HDF5, images, .npy) as 2D training slices;
+- :mod:`.dead_leaves`: procedural dead-leaves images mixed into any of them (``data.dead_leaves``);
 - :mod:`.training`: the data set a training config asks for (fixed-size or full resolution).
 """
 from scoremed.data.builtin import (
